@@ -1,0 +1,164 @@
+"""Every ``WECHAT_*`` setting, its default and its check, in one place.
+
+``init_app`` applies :data:`DEFAULTS` with ``setdefault`` and turns the result into
+a frozen :class:`Settings`, so a bad value fails at start-up with the key's name,
+not at the first login.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from . import protocol
+from .errors import ConfigurationError
+
+__all__ = ["DEFAULTS", "FAKE_API_BASE_URL", "Settings", "apply_defaults", "load_settings"]
+
+#: Documented defaults; ``None`` means "no default" (required, or optional and unset).
+DEFAULTS: Final[Mapping[str, Any]] = {
+    # Official Account credentials (mp.weixin.qq.com -> 开发 -> 基本配置). Required unless WECHAT_FAKE.
+    "WECHAT_APPID": None,
+    "WECHAT_SECRET": None,
+    # snsapi_userinfo asks for consent and yields the profile; snsapi_base is silent, openid only.
+    "WECHAT_SCOPE": protocol.SCOPE_USERINFO,
+    # Language of /sns/userinfo answers: zh_CN, zh_TW or en.
+    "WECHAT_LANG": "zh_CN",
+    # Where the browser is sent (authorize page) and where the server calls (sns APIs).
+    "WECHAT_OPEN_BASE_URL": protocol.DEFAULT_OPEN_BASE_URL,
+    "WECHAT_API_BASE_URL": protocol.DEFAULT_API_BASE_URL,
+    # Seconds to wait for a connection to WeChat, and then for its answer.
+    "WECHAT_CONNECT_TIMEOUT": 3.05,
+    "WECHAT_READ_TIMEOUT": 10.0,
+    # Extra attempts for idempotent calls (refresh, userinfo, auth) after -1 or a network fault.
+    "WECHAT_RETRIES": 2,
+    # Seconds a login started here may take to come back from WeChat (QR codes live 600 s).
+    "WECHAT_STATE_LIFETIME": 600,
+    # Logins started but not finished that the session remembers (several tabs may race).
+    "WECHAT_MAX_PENDING_LOGINS": 8,
+    # Passed to Flask-Login's login_user(remember=...).
+    "WECHAT_REMEMBER": False,
+    # Where the blueprint's login, callback and logout views live.
+    "WECHAT_URL_PREFIX": "/wechat",
+    # Where to go after login when no (safe) next was given, and after logout.
+    "WECHAT_DEFAULT_NEXT": "/",
+    # Serve the built-in fake WeChat inside the app (demo and development only).
+    "WECHAT_FAKE": False,
+    "WECHAT_FAKE_PATH": "/_fake_wechat",
+}
+
+#: In fake mode the sns API is answered in-process under this never-resolvable host.
+FAKE_API_BASE_URL: Final = "http://fake-wechat.invalid"
+
+_APPID_PATTERN: Final = re.compile(r"wx[0-9A-Za-z]{16}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated ``WECHAT_*`` settings of one Flask app."""
+
+    appid: str
+    secret: str
+    scope: str
+    lang: str
+    open_base_url: str
+    api_base_url: str
+    connect_timeout: float
+    read_timeout: float
+    retries: int
+    state_lifetime: int
+    max_pending_logins: int
+    remember: bool
+    url_prefix: str
+    default_next: str
+    fake: bool
+    fake_path: str
+
+    def __repr__(self) -> str:
+        return f"Settings(appid={self.appid!r}, scope={self.scope!r}, api_base_url={self.api_base_url!r}, fake={self.fake})"
+
+
+def apply_defaults(config: MutableMapping[str, Any]) -> None:
+    """Fill in every unset ``WECHAT_*`` key with its documented default."""
+    for key, value in DEFAULTS.items():
+        config.setdefault(key, value)
+
+
+def _string(config: Mapping[str, Any], key: str) -> str:
+    value = config.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{key} must be set to a non-empty string")
+    return value.strip()
+
+
+def _base_url(config: Mapping[str, Any], key: str) -> str:
+    value = _string(config, key)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigurationError(f"{key} must be an http(s) URL without query or fragment, got {value!r}")
+    return value.rstrip("/")
+
+
+def _number(config: Mapping[str, Any], key: str, kind: type[int] | type[float], minimum: float) -> Any:
+    value = config.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise ConfigurationError(f"{key} must be a number >= {minimum}, got {value!r}")
+    return kind(value)
+
+
+def _path(config: Mapping[str, Any], key: str) -> str:
+    value = _string(config, key)
+    if not value.startswith("/") or value.startswith("//"):
+        raise ConfigurationError(f"{key} must be a path starting with a single '/', got {value!r}")
+    return value.rstrip("/") or "/"
+
+
+def load_settings(config: Mapping[str, Any]) -> Settings:
+    """Validate the app's ``WECHAT_*`` keys; raise :class:`ConfigurationError` naming the bad one."""
+    fake = bool(config.get("WECHAT_FAKE"))
+    if fake:
+        from .testing.fake import DEMO_APPID, DEMO_SECRET
+
+        appid = config.get("WECHAT_APPID") or DEMO_APPID
+        secret = config.get("WECHAT_SECRET") or DEMO_SECRET
+    else:
+        appid = _string(config, "WECHAT_APPID")
+        secret = _string(config, "WECHAT_SECRET")
+    if not isinstance(appid, str) or not _APPID_PATTERN.fullmatch(appid):
+        raise ConfigurationError(f"WECHAT_APPID must look like wx followed by 16 letters or digits, got {appid!r}")
+    if not isinstance(secret, str) or not secret:
+        raise ConfigurationError("WECHAT_SECRET must be a non-empty string")
+    scope = _string(config, "WECHAT_SCOPE")
+    if scope not in protocol.OA_SCOPES:
+        raise ConfigurationError(f"WECHAT_SCOPE must be one of {sorted(protocol.OA_SCOPES)}, got {scope!r}")
+    lang = _string(config, "WECHAT_LANG")
+    if lang not in protocol.USERINFO_LANGS:
+        raise ConfigurationError(f"WECHAT_LANG must be one of {sorted(protocol.USERINFO_LANGS)}, got {lang!r}")
+    fake_path = _path(config, "WECHAT_FAKE_PATH")
+    # In fake mode, unless pointed elsewhere, the browser goes to the app's own mount of the
+    # fake and the server's API calls are answered in-process.
+    open_base = config.get("WECHAT_OPEN_BASE_URL")
+    api_base = config.get("WECHAT_API_BASE_URL")
+    fake_open = fake and open_base == DEFAULTS["WECHAT_OPEN_BASE_URL"]
+    fake_api = fake and api_base == DEFAULTS["WECHAT_API_BASE_URL"]
+    return Settings(
+        appid=appid,
+        secret=secret,
+        scope=scope,
+        lang=lang,
+        open_base_url=fake_path if fake_open else _base_url(config, "WECHAT_OPEN_BASE_URL"),
+        api_base_url=FAKE_API_BASE_URL if fake_api else _base_url(config, "WECHAT_API_BASE_URL"),
+        connect_timeout=_number(config, "WECHAT_CONNECT_TIMEOUT", float, 0.001),
+        read_timeout=_number(config, "WECHAT_READ_TIMEOUT", float, 0.001),
+        retries=_number(config, "WECHAT_RETRIES", int, 0),
+        state_lifetime=_number(config, "WECHAT_STATE_LIFETIME", int, 1),
+        max_pending_logins=_number(config, "WECHAT_MAX_PENDING_LOGINS", int, 1),
+        remember=bool(config.get("WECHAT_REMEMBER")),
+        url_prefix=_path(config, "WECHAT_URL_PREFIX"),
+        default_next=_path(config, "WECHAT_DEFAULT_NEXT"),
+        fake=fake,
+        fake_path=fake_path,
+    )

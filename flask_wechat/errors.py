@@ -1,0 +1,228 @@
+"""One exception tree for everything flask-wechat raises.
+
+WeChat reports failures as ``{"errcode": N, "errmsg": "..."}`` inside HTTP 200
+bodies; :func:`error_for` turns such a body into the class registered for its
+errcode, so callers dispatch on types, never on ``errmsg`` text (which WeChat
+decorates with changing ``hint``/``hints``/``rid`` suffixes).
+
+No message built here ever contains a secret, a code or a token: only errcodes,
+WeChat's own ``errmsg`` and endpoint paths.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+__all__ = [
+    "WeChatError",
+    "WeChatAPIError",
+    "SystemBusyError",
+    "RateLimitedError",
+    "CodeError",
+    "InvalidCodeError",
+    "CodeUsedError",
+    "MissingCodeError",
+    "CodeBlockedError",
+    "CredentialsError",
+    "InvalidAppIdError",
+    "InvalidAppSecretError",
+    "AccessTokenError",
+    "InvalidAccessTokenError",
+    "AccessTokenExpiredError",
+    "RefreshTokenError",
+    "InvalidRefreshTokenError",
+    "RefreshTokenExpiredError",
+    "InvalidOpenIdError",
+    "ScopeUnauthorizedError",
+    "WeChatTransportError",
+    "WeChatResponseError",
+    "LoginFlowError",
+    "AuthorizationDenied",
+    "StateError",
+    "SnapshotUserError",
+    "ReauthorizationRequired",
+    "ConfigurationError",
+    "error_for",
+    "parse_rid",
+]
+
+# WeChat's errmsg suffixes over the years: " rid: a-b-c", ", hints: [ req_id: X ]", " hint: [X]".
+_RID_PATTERN = re.compile(r"(?:rid:\s*([0-9a-fA-F-]+)|req_id:\s*([\w-]+)|hint:\s*\[([\w-]+)\])")
+
+
+def parse_rid(errmsg: str) -> str | None:
+    """Return WeChat's request id from an ``errmsg``, whichever suffix style it uses."""
+    match = _RID_PATTERN.search(errmsg)
+    if match is None:
+        return None
+    return next(group for group in match.groups() if group)
+
+
+class WeChatError(Exception):
+    """Root of every error flask-wechat raises."""
+
+
+class WeChatAPIError(WeChatError):
+    """WeChat answered with a nonzero ``errcode``.
+
+    ``errcode`` is what to dispatch on; ``errmsg`` is WeChat's text, kept for logs;
+    ``rid`` is WeChat's request id, the one thing its support asks for.
+    """
+
+    errcode_default: ClassVar[int | None] = None
+    #: Whether the same request may succeed when simply sent again.
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, errcode: int, errmsg: str = "", endpoint: str = "") -> None:
+        super().__init__(errcode, errmsg, endpoint)
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.endpoint = endpoint
+        self.rid = parse_rid(errmsg)
+
+    def __str__(self) -> str:
+        where = f" from {self.endpoint}" if self.endpoint else ""
+        return f"WeChat errcode {self.errcode}{where}: {self.errmsg}"
+
+
+class SystemBusyError(WeChatAPIError):
+    """-1 "system error": WeChat is busy; an idempotent call may be retried."""
+
+    retryable = True
+
+
+class RateLimitedError(WeChatAPIError):
+    """45011 (per-minute) or 45009 (daily) quota reached: slow down, do not hammer."""
+
+
+class CodeError(WeChatAPIError):
+    """The authorization code cannot be exchanged; the user must authorize again."""
+
+
+class InvalidCodeError(CodeError):
+    """40029: the code is unknown, expired (5 or 10 minutes) or belongs to another appid."""
+
+
+class CodeUsedError(CodeError):
+    """40163: the code was exchanged already (codes are single-use)."""
+
+
+class MissingCodeError(CodeError):
+    """41008: the request carried no code."""
+
+
+class CodeBlockedError(CodeError):
+    """40226: WeChat judged the user high-risk and blocked the login."""
+
+
+class CredentialsError(WeChatAPIError):
+    """The app's own credentials are wrong: a configuration problem, not the user's."""
+
+
+class InvalidAppIdError(CredentialsError):
+    """40013: the appid is not valid."""
+
+
+class InvalidAppSecretError(CredentialsError):
+    """40125: the appsecret does not belong to the appid."""
+
+
+class AccessTokenError(WeChatAPIError):
+    """The user's access token is no longer usable; refreshing it may help."""
+
+
+class InvalidAccessTokenError(AccessTokenError):
+    """40001: invalid credential (the token is invalid or not the latest)."""
+
+
+class AccessTokenExpiredError(AccessTokenError):
+    """42001: the access token expired (they live 7200 seconds)."""
+
+
+class RefreshTokenError(WeChatAPIError):
+    """The refresh token is no longer usable: the user must authorize again."""
+
+
+class InvalidRefreshTokenError(RefreshTokenError):
+    """40030: the refresh token is invalid."""
+
+
+class RefreshTokenExpiredError(RefreshTokenError):
+    """42002: the refresh token expired (30 days after authorization, never extended)."""
+
+
+class InvalidOpenIdError(WeChatAPIError):
+    """40003: the openid does not belong to this app or token."""
+
+
+class ScopeUnauthorizedError(WeChatAPIError):
+    """48001: the token's scope does not allow this API (e.g. userinfo with snsapi_base)."""
+
+
+_ERRCODE_CLASSES: dict[int, type[WeChatAPIError]] = {
+    -1: SystemBusyError,
+    40001: InvalidAccessTokenError,
+    40003: InvalidOpenIdError,
+    40013: InvalidAppIdError,
+    40029: InvalidCodeError,
+    40030: InvalidRefreshTokenError,
+    40125: InvalidAppSecretError,
+    40163: CodeUsedError,
+    40226: CodeBlockedError,
+    41008: MissingCodeError,
+    42001: AccessTokenExpiredError,
+    42002: RefreshTokenExpiredError,
+    45009: RateLimitedError,
+    45011: RateLimitedError,
+    48001: ScopeUnauthorizedError,
+}
+
+
+def error_for(errcode: int, errmsg: str = "", endpoint: str = "") -> WeChatAPIError:
+    """Build the exception registered for ``errcode`` (plain :class:`WeChatAPIError` if none)."""
+    cls = _ERRCODE_CLASSES.get(errcode, WeChatAPIError)
+    return cls(errcode, errmsg, endpoint)
+
+
+class WeChatTransportError(WeChatError):
+    """WeChat could not be reached, timed out, or answered with a non-200 status."""
+
+    retryable: ClassVar[bool] = True
+
+
+class WeChatResponseError(WeChatError):
+    """WeChat's answer was not the JSON object the protocol promises."""
+
+
+class LoginFlowError(WeChatError):
+    """The browser side of a login went wrong; views answer these with a page, never a 500."""
+
+    #: Short, safe text a view may show to the visitor.
+    public_message: ClassVar[str] = "The WeChat login could not be completed."
+
+
+class AuthorizationDenied(LoginFlowError):
+    """WeChat came back without a code: the user denied or aborted the authorization."""
+
+    public_message = "You did not authorize the login in WeChat."
+
+
+class StateError(LoginFlowError):
+    """The callback's ``state`` is missing, unknown, expired, used or tampered with (CSRF)."""
+
+    public_message = "This login link has expired or was not started here. Please try again."
+
+
+class SnapshotUserError(LoginFlowError):
+    """WeChat returned a snapshot-page virtual identity (``is_snapshotuser: 1``)."""
+
+    public_message = "Please open this page in WeChat and tap 使用完整服务 to continue."
+
+
+class ReauthorizationRequired(WeChatError):
+    """The stored refresh token is dead: only a new WeChat authorization helps."""
+
+
+class ConfigurationError(WeChatError, ValueError):
+    """A ``WECHAT_*`` setting is missing or malformed; the message names the key."""

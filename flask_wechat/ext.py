@@ -1,0 +1,260 @@
+"""The Flask extension: ``WeChat(app=None)`` + ``init_app``.
+
+One :class:`WeChat` object may serve several apps (each with its own AppID); all
+per-app state lives in ``app.extensions["wechat"]``, a :class:`WeChatState`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app, url_for
+from flask_login import LoginManager, current_user, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from . import config, protocol, signals
+from .client import WeChatApp, WeChatOAuth, register_app, token_from_authlib
+from .compliance import KeepAliveAdapter, as_authlib_token
+from .errors import ReauthorizationRequired, RefreshTokenError, SnapshotUserError, WeChatError
+from .storage import AccountStore, Identity
+from .views import blueprint
+
+__all__ = ["WeChat", "WeChatState"]
+
+log = logging.getLogger(__name__)
+
+UserFactory = Callable[[Identity], Any]
+
+#: The name of the Official Account web-auth app in the private Authlib registry.
+OA_CLIENT_NAME = "wechat_oa"
+
+
+class WeChatState:
+    """Everything the extension keeps for one Flask app."""
+
+    def __init__(
+        self,
+        extension: WeChat,
+        settings: config.Settings,
+        client: WeChatApp,
+        db: Any,
+        user_model: type[Any],
+        account_model: type[Any],
+        adapter: KeepAliveAdapter,
+        fake: Any = None,
+    ) -> None:
+        self.extension = extension
+        self.settings = settings
+        self.client = client
+        self.db = db
+        self.user_model = user_model
+        self.account_model = account_model
+        self.adapter = adapter
+        #: The in-app fake WeChat when ``WECHAT_FAKE`` is on, else ``None``.
+        self.fake = fake
+
+    def store(self) -> AccountStore:
+        """Account persistence bound to the current database session."""
+        return AccountStore(self.db.session, self.user_model, self.account_model)
+
+    def begin_login(self, next_url: str) -> Response:
+        """Redirect to WeChat's authorize page; ``next_url`` must already be validated."""
+        callback = url_for("wechat.callback", _external=True)
+        return self.client.authorize_redirect(callback, next=next_url)
+
+    def complete_login(self) -> str:
+        """Finish the login the callback request carries; return where to send the user."""
+        token, pending = self.client.finish_authorization()
+        app = current_app._get_current_object()
+        try:
+            if token.is_snapshot_user:
+                # Virtual identity of WeChat's snapshot page: never stored, never logged in.
+                raise SnapshotUserError()
+            userinfo = self._profile(token)
+            identity = Identity(
+                appid=self.settings.appid,
+                openid=token.openid,
+                unionid=token.unionid or (userinfo.unionid if userinfo else None),
+                nickname=userinfo.nickname if userinfo else "",
+                avatar_url=userinfo.headimgurl if userinfo else "",
+                userinfo=userinfo,
+            )
+            record = self.store().record_login(identity, token, self.extension.create_user_for(self))
+        except WeChatError as exc:
+            signals.login_failed.send(app, error=exc)
+            raise
+        login_user(record.user, remember=self.settings.remember)
+        if record.new_account:
+            signals.account_created.send(app, user=record.user, account=record.account, new_user=record.new_user)
+        signals.logged_in.send(
+            app, user=record.user, account=record.account, new_user=record.new_user, new_account=record.new_account
+        )
+        return pending.next_url
+
+    def _profile(self, token: protocol.Token) -> protocol.UserInfo | None:
+        """The profile, when the scope allows it; a failure here does not undo the login."""
+        if not token.scopes & {protocol.SCOPE_USERINFO, protocol.SCOPE_LOGIN}:
+            return None
+        try:
+            userinfo, _ = self.client.fetch_userinfo(as_authlib_token(token))
+        except WeChatError as exc:
+            log.warning("WeChat userinfo failed after login (%s); keeping the stored profile", type(exc).__name__)
+            return None
+        return userinfo
+
+    def logout(self) -> None:
+        """Log the user out and drop the extension's session keys."""
+        user = current_user._get_current_object() if current_user.is_authenticated else None
+        logout_user()
+        self.client.framework.clear_all()
+        if user is not None:
+            signals.logged_out.send(current_app._get_current_object(), user=user)
+
+
+class WeChat:
+    """Log in with WeChat: Authlib for the protocol, Flask-Login for the session.
+
+    ``WeChat(app, user_model=User, account_model=WeChatAccount)`` or, with an
+    app factory, ``wechat = WeChat(user_model=..., account_model=...)`` and later
+    ``wechat.init_app(app)``. Flask-SQLAlchemy must be initialised on the app first.
+    """
+
+    def __init__(
+        self, app: Flask | None = None, *, user_model: type[Any] | None = None, account_model: type[Any] | None = None
+    ) -> None:
+        self.user_model = user_model
+        self.account_model = account_model
+        self._user_factory: UserFactory | None = None
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(
+        self, app: Flask, *, user_model: type[Any] | None = None, account_model: type[Any] | None = None
+    ) -> None:
+        """Validate the ``WECHAT_*`` config and wire the blueprint, Authlib and Flask-Login."""
+        if "wechat" in app.extensions:
+            raise RuntimeError(
+                "WeChat is already initialised on this app; call init_app once per app "
+                "(create one WeChat() and call init_app in your app factory)."
+            )
+        user_model = user_model or self.user_model
+        account_model = account_model or self.account_model
+        if user_model is None or account_model is None:
+            raise TypeError("WeChat needs user_model= and account_model= (your WeChatUserMixin and WeChatAccountMixin models)")
+        db = app.extensions.get("sqlalchemy")
+        if db is None:
+            raise RuntimeError("Flask-SQLAlchemy is not initialised on this app: call db.init_app(app) before wechat.init_app(app)")
+        config.apply_defaults(app.config)
+        settings = config.load_settings(app.config)
+
+        adapter = KeepAliveAdapter(pool_connections=4, pool_maxsize=32)
+        fake, mounts = self._wire_fake(app, settings)
+        oauth = WeChatOAuth()
+        oauth.init_app(app)
+        client = register_app(oauth, OA_CLIENT_NAME, settings, adapter=adapter, mounts=mounts)
+        app.extensions["wechat"] = WeChatState(self, settings, client, db, user_model, account_model, adapter, fake)
+        app.register_blueprint(blueprint, url_prefix=settings.url_prefix)
+        self._wire_login_manager(app, db, user_model)
+
+    @staticmethod
+    def _wire_fake(app: Flask, settings: config.Settings) -> tuple[Any, dict[str, Any]]:
+        if not settings.fake:
+            return None, {}
+        from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+        from .testing.adapter import WSGIAdapter
+        from .testing.fake import FakeWeChat
+
+        log.warning("WECHAT_FAKE is on: logins use the built-in fake WeChat at %s", settings.fake_path)
+        fake = FakeWeChat()
+        app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {settings.fake_path: fake})  # type: ignore[method-assign]
+        mounts = {config.FAKE_API_BASE_URL: WSGIAdapter(fake)} if settings.api_base_url == config.FAKE_API_BASE_URL else {}
+        return fake, mounts
+
+    @staticmethod
+    def _wire_login_manager(app: Flask, db: Any, user_model: type[Any]) -> None:
+        manager: LoginManager | None = getattr(app, "login_manager", None)
+        if manager is None:
+            manager = LoginManager()
+            manager.init_app(app)
+        if manager.login_view is None:
+            manager.login_view = "wechat.login"
+        if manager._user_callback is None:
+
+            def load_user(user_id: str) -> Any:
+                try:
+                    return db.session.get(user_model, int(user_id))
+                except ValueError:
+                    return None
+
+            manager.user_loader(load_user)
+
+    def user_creator(self, factory: UserFactory) -> UserFactory:
+        """Decorate the function that turns a new WeChat :class:`Identity` into a local user.
+
+        It returns an unsaved user object; the extension adds and commits it. By
+        default a bare ``user_model()`` is created.
+        """
+        self._user_factory = factory
+        return factory
+
+    def create_user_for(self, state: WeChatState) -> UserFactory:
+        """The user factory in force for ``state``'s app."""
+        return self._user_factory or (lambda identity: state.user_model())
+
+    @staticmethod
+    def _state() -> WeChatState:
+        try:
+            state: WeChatState = current_app.extensions["wechat"]
+        except KeyError:
+            raise RuntimeError("WeChat is not initialised on the current app: call wechat.init_app(app)") from None
+        return state
+
+    @property
+    def client(self) -> WeChatApp:
+        """The current app's Authlib remote app, for calls of your own."""
+        return self._state().client
+
+    def accounts(self, user: Any) -> list[Any]:
+        """The user's WeChat accounts in this app's AppID, oldest first."""
+        state = self._state()
+        return state.store().accounts_of(user, state.settings.appid)
+
+    def account(self, user: Any) -> Any | None:
+        """The user's WeChat account in this app's AppID, or ``None``."""
+        found = self.accounts(user)
+        return found[0] if found else None
+
+    def fetch_userinfo(self, account: Any) -> protocol.UserInfo:
+        """Fetch and store a fresh profile for a stored account, refreshing its token if needed.
+
+        Raises :class:`ReauthorizationRequired` when the refresh token is dead.
+        """
+        state = self._state()
+        store = state.store()
+        token = self._usable_token(store, account)
+        try:
+            userinfo, used = state.client.fetch_userinfo(token)
+        except RefreshTokenError:
+            store.forget_tokens(account)
+            raise ReauthorizationRequired() from None
+        if used["access_token"] != token["access_token"] or used.get("expires_at") != token["expires_at"]:
+            store.save_token(account, token_from_authlib(used))
+        store.save_profile(account, userinfo)
+        return userinfo
+
+    def validate(self, account: Any) -> bool:
+        """Whether WeChat still accepts the account's access token (``/sns/auth``)."""
+        state = self._state()
+        token = state.store().authlib_token(account)
+        return token is not None and state.client.validate_token(token)
+
+    @staticmethod
+    def _usable_token(store: AccountStore, account: Any) -> dict[str, Any]:
+        token = store.authlib_token(account)
+        if token is None or (token["expires_at"] <= time.time() and not store.refresh_window_open(account)):
+            raise ReauthorizationRequired()
+        return token

@@ -1,0 +1,253 @@
+"""The WeChat web-authorization protocol, framework-free.
+
+Endpoints, the strictly ordered authorize URL, request parameters, body decoding
+and the typed results of the five web-auth operations. Nothing here imports
+Flask or Authlib, so the facts can be tested (and reused) on their own.
+
+WeChat docs: https://developers.weixin.qq.com/doc/service/api/webdev/access/api_snsaccesstoken
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import quote
+
+from .errors import WeChatResponseError, error_for
+
+__all__ = [
+    "DEFAULT_OPEN_BASE_URL",
+    "DEFAULT_API_BASE_URL",
+    "OA_AUTHORIZE_PATH",
+    "QRCONNECT_PATH",
+    "TOKEN_PATH",
+    "REFRESH_PATH",
+    "USERINFO_PATH",
+    "AUTH_PATH",
+    "SCOPE_BASE",
+    "SCOPE_USERINFO",
+    "SCOPE_LOGIN",
+    "OA_SCOPES",
+    "USERINFO_LANGS",
+    "ACCESS_TOKEN_LIFETIME",
+    "REFRESH_TOKEN_LIFETIME",
+    "OA_CODE_LIFETIME",
+    "QR_CODE_LIFETIME",
+    "MAX_STATE_LENGTH",
+    "is_valid_state",
+    "build_authorize_url",
+    "token_query",
+    "refresh_query",
+    "userinfo_query",
+    "auth_query",
+    "decode_body",
+    "Token",
+    "UserInfo",
+    "is_wechat_browser",
+]
+
+DEFAULT_OPEN_BASE_URL: Final = "https://open.weixin.qq.com"
+DEFAULT_API_BASE_URL: Final = "https://api.weixin.qq.com"
+
+OA_AUTHORIZE_PATH: Final = "/connect/oauth2/authorize"
+QRCONNECT_PATH: Final = "/connect/qrconnect"
+TOKEN_PATH: Final = "/sns/oauth2/access_token"
+REFRESH_PATH: Final = "/sns/oauth2/refresh_token"
+USERINFO_PATH: Final = "/sns/userinfo"
+AUTH_PATH: Final = "/sns/auth"
+
+SCOPE_BASE: Final = "snsapi_base"
+SCOPE_USERINFO: Final = "snsapi_userinfo"
+SCOPE_LOGIN: Final = "snsapi_login"
+OA_SCOPES: Final = frozenset({SCOPE_BASE, SCOPE_USERINFO})
+USERINFO_LANGS: Final = frozenset({"zh_CN", "zh_TW", "en"})
+
+ACCESS_TOKEN_LIFETIME: Final = 7200
+REFRESH_TOKEN_LIFETIME: Final = 30 * 24 * 3600
+OA_CODE_LIFETIME: Final = 300
+QR_CODE_LIFETIME: Final = 600
+
+# WeChat: "a-zA-Z0-9, at most 128 bytes"; anything else is mangled or refused.
+MAX_STATE_LENGTH: Final = 128
+_STATE_PATTERN: Final = re.compile(r"[A-Za-z0-9]{1,128}")
+
+
+def is_valid_state(state: str) -> bool:
+    """Whether ``state`` is something WeChat echoes back unchanged."""
+    return _STATE_PATTERN.fullmatch(state) is not None
+
+
+def build_authorize_url(
+    base_url: str,
+    appid: str,
+    redirect_uri: str,
+    scope: str,
+    state: str,
+    *,
+    path: str = OA_AUTHORIZE_PATH,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> str:
+    """Build the authorize link WeChat accepts.
+
+    WeChat matches the query against a strict pattern: the keys must come in the order
+    ``appid, redirect_uri, response_type, scope, state``, ``redirect_uri`` must be
+    percent-encoded whole, and ``#wechat_redirect`` must end the link. ``extra`` pairs
+    (e.g. ``forcePopup``) go after ``state``, never into the fragment.
+    """
+    if not is_valid_state(state):
+        raise ValueError("state must be 1-128 characters of [A-Za-z0-9]")
+    pairs = (
+        ("appid", appid),
+        ("redirect_uri", redirect_uri),
+        ("response_type", "code"),
+        ("scope", scope),
+        ("state", state),
+        *extra,
+    )
+    query = "&".join(f"{key}={quote(value, safe='')}" for key, value in pairs)
+    return f"{base_url.rstrip('/')}{path}?{query}#wechat_redirect"
+
+
+def token_query(appid: str, secret: str, code: str) -> dict[str, str]:
+    """Query of ``GET /sns/oauth2/access_token``: the code -> token exchange."""
+    return {"appid": appid, "secret": secret, "code": code, "grant_type": "authorization_code"}
+
+
+def refresh_query(appid: str, refresh_token: str) -> dict[str, str]:
+    """Query of ``GET /sns/oauth2/refresh_token``: note that WeChat wants no secret here."""
+    return {"appid": appid, "grant_type": "refresh_token", "refresh_token": refresh_token}
+
+
+def userinfo_query(access_token: str, openid: str, lang: str = "zh_CN") -> dict[str, str]:
+    """Query of ``GET /sns/userinfo``."""
+    return {"access_token": access_token, "openid": openid, "lang": lang}
+
+
+def auth_query(access_token: str, openid: str) -> dict[str, str]:
+    """Query of ``GET /sns/auth``: is this access token still valid for this openid?"""
+    return {"access_token": access_token, "openid": openid}
+
+
+def decode_body(body: bytes, endpoint: str = "") -> dict[str, Any]:
+    """Parse a WeChat answer and raise its errcode as a typed exception.
+
+    The bytes are UTF-8 whatever the Content-Type says (``text/plain`` without a
+    charset is normal, and trusting it gives mojibake), and nicknames may carry raw
+    control characters, so JSON is parsed with ``strict=False``.
+    """
+    try:
+        data = json.loads(body.decode("utf-8", errors="replace"), strict=False)
+    except ValueError:
+        raise WeChatResponseError(f"{endpoint or 'WeChat'} answered with a body that is not JSON") from None
+    if not isinstance(data, dict):
+        raise WeChatResponseError(f"{endpoint or 'WeChat'} answered with JSON that is not an object")
+    errcode = data.get("errcode", 0)
+    if errcode not in (0, "0", None):
+        try:
+            code = int(errcode)
+        except (TypeError, ValueError):
+            raise WeChatResponseError(f"{endpoint or 'WeChat'} answered with a malformed errcode") from None
+        raise error_for(code, str(data.get("errmsg", "")), endpoint)
+    return data
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _integer(data: dict[str, Any], key: str, default: int = 0) -> int:
+    # Old bodies carry numbers as strings ("sex": "1"); never let that break a login.
+    try:
+        return int(data.get(key, default))
+    except (TypeError, ValueError):
+        return default
+
+
+def _required(data: dict[str, Any], key: str, endpoint: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise WeChatResponseError(f"{endpoint} answered without {key}")
+    return value
+
+
+@dataclass(frozen=True)
+class Token:
+    """A user access token from ``/sns/oauth2/access_token`` or ``/sns/oauth2/refresh_token``."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    openid: str
+    scope: str
+    expires_at: int
+    unionid: str | None = None
+    is_snapshot_user: bool = False
+
+    @classmethod
+    def from_response(cls, data: dict[str, Any], now: float | None = None, endpoint: str = TOKEN_PATH) -> Token:
+        """Build a token from a decoded success body; ``now`` anchors ``expires_in``."""
+        issued = int(time.time() if now is None else now)
+        return cls(
+            access_token=_required(data, "access_token", endpoint),
+            refresh_token=_text(data, "refresh_token"),
+            openid=_required(data, "openid", endpoint),
+            # A 2017 capture shows "snsapi_userinfo," with a trailing comma.
+            scope=",".join(part for part in _text(data, "scope").split(",") if part),
+            expires_at=issued + _integer(data, "expires_in", ACCESS_TOKEN_LIFETIME),
+            unionid=_text(data, "unionid") or None,
+            is_snapshot_user=_integer(data, "is_snapshotuser") == 1,
+        )
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        """The granted scopes as a set."""
+        return frozenset(self.scope.split(",")) - {""}
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A profile from ``/sns/userinfo``.
+
+    Since 2021-10-20 WeChat sends ``sex`` 0 and empty region fields for everyone;
+    ``headimgurl`` is empty without an avatar and dies when the user changes it.
+    """
+
+    openid: str
+    nickname: str
+    headimgurl: str
+    unionid: str | None = None
+    sex: int = 0
+    province: str = ""
+    city: str = ""
+    country: str = ""
+    language: str = ""
+    privilege: tuple[str, ...] = ()
+
+    @classmethod
+    def from_response(cls, data: dict[str, Any], endpoint: str = USERINFO_PATH) -> UserInfo:
+        """Build a profile from a decoded success body."""
+        privilege = data.get("privilege")
+        return cls(
+            openid=_required(data, "openid", endpoint),
+            nickname=_text(data, "nickname"),
+            headimgurl=_text(data, "headimgurl"),
+            unionid=_text(data, "unionid") or None,
+            sex=_integer(data, "sex"),
+            province=_text(data, "province"),
+            city=_text(data, "city"),
+            country=_text(data, "country"),
+            language=_text(data, "language"),
+            privilege=tuple(str(item) for item in privilege) if isinstance(privilege, list) else (),
+        )
+
+
+_WECHAT_UA: Final = re.compile(r"MicroMessenger/", re.IGNORECASE)
+_WECOM_UA: Final = re.compile(r"wxwork/", re.IGNORECASE)
+
+
+def is_wechat_browser(user_agent: str) -> bool:
+    """Whether the User-Agent is WeChat's in-app browser (WeCom's, which also says MicroMessenger, is not)."""
+    return bool(_WECHAT_UA.search(user_agent)) and not _WECOM_UA.search(user_agent)

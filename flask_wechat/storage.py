@@ -1,0 +1,185 @@
+"""Find, create and update WeChat accounts and their local users.
+
+All database work of the extension lives here and takes its SQLAlchemy session
+explicitly; views never write SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from . import protocol
+from .models import utcnow
+
+__all__ = ["AccountStore", "Identity", "LoginRecord"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who WeChat says the visitor is; handed to the app's user factory."""
+
+    appid: str
+    openid: str
+    unionid: str | None
+    nickname: str
+    avatar_url: str
+    #: The profile as fetched, when the scope allowed fetching it.
+    userinfo: protocol.UserInfo | None = None
+
+
+@dataclass(frozen=True)
+class LoginRecord:
+    """The outcome of a login: the account row, its user, and whether either is new."""
+
+    account: Any
+    user: Any
+    new_account: bool
+    new_user: bool
+
+
+def _timestamp(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+
+def _refresh_deadline() -> datetime:
+    return utcnow() + timedelta(seconds=protocol.REFRESH_TOKEN_LIFETIME)
+
+
+class AccountStore:
+    """Account persistence for one app's user and account models."""
+
+    def __init__(self, session: Session, user_model: type[Any], account_model: type[Any]) -> None:
+        self.session = session
+        self.user_model = user_model
+        self.account_model = account_model
+
+    def find(self, appid: str, openid: str) -> Any | None:
+        """The account of ``openid`` in ``appid``, or ``None``."""
+        query = select(self.account_model).filter_by(appid=appid, openid=openid)
+        return self.session.execute(query).unique().scalar_one_or_none()
+
+    def find_by_unionid(self, unionid: str) -> Any | None:
+        """Any account of the person with this unionid (their accounts share one user)."""
+        query = select(self.account_model).filter_by(unionid=unionid).order_by(self.account_model.id).limit(1)
+        return self.session.execute(query).unique().scalar_one_or_none()
+
+    def accounts_of(self, user: Any, appid: str | None = None) -> list[Any]:
+        """The user's WeChat accounts, oldest first, optionally in one app."""
+        query = select(self.account_model).filter_by(user_id=user.id).order_by(self.account_model.id)
+        if appid is not None:
+            query = query.filter_by(appid=appid)
+        return list(self.session.execute(query).unique().scalars())
+
+    def record_login(
+        self, identity: Identity, token: protocol.Token, create_user: Callable[[Identity], Any]
+    ) -> LoginRecord:
+        """Create or update the account of a completed login, creating its user if needed.
+
+        Two first logins of one person may race; the unique ``(appid, openid)`` makes
+        the loser fail, and its retry then finds the winner's row.
+        """
+        try:
+            record = self._record_login(identity, token, create_user)
+            self.session.commit()
+            return record
+        except IntegrityError:
+            self.session.rollback()
+            log.info("concurrent first login of one WeChat user; using the row that won")
+            record = self._record_login(identity, token, create_user)
+            self.session.commit()
+            return record
+
+    def _record_login(
+        self, identity: Identity, token: protocol.Token, create_user: Callable[[Identity], Any]
+    ) -> LoginRecord:
+        account = self.find(identity.appid, identity.openid)
+        new_account = account is None
+        new_user = False
+        if account is None:
+            sibling = self.find_by_unionid(identity.unionid) if identity.unionid else None
+            if sibling is not None:
+                user = sibling.user
+            else:
+                user = create_user(identity)
+                self.session.add(user)
+                new_user = True
+            account = self.account_model(appid=identity.appid, openid=identity.openid, user=user)
+            self.session.add(account)
+            account.refresh_token_expires_at = _refresh_deadline()
+        elif token.refresh_token and token.refresh_token != account.refresh_token:
+            # A new authorization starts a new 30-day refresh window.
+            account.refresh_token_expires_at = _refresh_deadline()
+        if identity.unionid:
+            account.unionid = identity.unionid
+        if identity.userinfo is not None:
+            self._apply_profile(account, identity.userinfo)
+        self._apply_token(account, token)
+        self.session.flush()
+        return LoginRecord(account=account, user=account.user, new_account=new_account, new_user=new_user)
+
+    def _apply_profile(self, account: Any, info: protocol.UserInfo) -> None:
+        account.nickname = info.nickname
+        account.avatar_url = info.headimgurl
+        if info.unionid:
+            account.unionid = info.unionid
+        account.profile_updated_at = utcnow()
+
+    def _apply_token(self, account: Any, token: protocol.Token) -> None:
+        account.access_token = token.access_token
+        if token.refresh_token:
+            account.refresh_token = token.refresh_token
+        account.access_token_expires_at = _timestamp(token.expires_at)
+        if token.scope:
+            account.scope = token.scope
+
+    def save_token(self, account: Any, token: protocol.Token) -> None:
+        """Persist a refreshed token (refresh keeps the refresh window; it never extends it)."""
+        self._apply_token(account, token)
+        self.session.commit()
+
+    def save_profile(self, account: Any, info: protocol.UserInfo) -> None:
+        """Persist a freshly fetched profile."""
+        self._apply_profile(account, info)
+        self.session.commit()
+
+    def forget_tokens(self, account: Any) -> None:
+        """Drop dead tokens: the next use of this account needs a new WeChat authorization."""
+        account.access_token = None
+        account.refresh_token = None
+        account.access_token_expires_at = None
+        account.refresh_token_expires_at = None
+        self.session.commit()
+
+    @staticmethod
+    def authlib_token(account: Any) -> dict[str, Any] | None:
+        """The stored token in Authlib's shape, or ``None`` when there is none."""
+        if not account.access_token:
+            return None
+        expires = account.access_token_expires_at
+        token: dict[str, Any] = {
+            "access_token": account.access_token,
+            "token_type": "bearer",
+            "refresh_token": account.refresh_token or "",
+            "openid": account.openid,
+            "scope": account.scope,
+            "expires_at": int(expires.timestamp()) if expires else 0,
+        }
+        if account.unionid:
+            token["unionid"] = account.unionid
+        return token
+
+    @staticmethod
+    def refresh_window_open(account: Any, now: datetime | None = None) -> bool:
+        """Whether the account's refresh token is still inside WeChat's 30 days."""
+        deadline = account.refresh_token_expires_at
+        return bool(account.refresh_token) and (deadline is None or deadline > (now or utcnow()))
