@@ -28,7 +28,7 @@ __all__ = ["PendingLogin", "WeChatApp", "WeChatOAuth", "register_app"]
 
 T = TypeVar("T")
 
-#: Session key of the pending logins (state -> [expiry, next]); one key, bounded size.
+#: Session key of the pending logins ([state, expiry, next], oldest first); one key, bounded size.
 STATE_SESSION_KEY = "_wechat_states"
 #: Longest ``code`` the callback passes on; WeChat's are 32 characters.
 MAX_CODE_LENGTH = 512
@@ -49,35 +49,39 @@ class WeChatFrameworkIntegration(FlaskIntegration):  # type: ignore[misc]  # Aut
     """
 
     max_pending = 8
+    clock: Callable[[], float] = staticmethod(time.time)
 
-    def _pending(self) -> dict[str, list[Any]]:
+    def _pending(self) -> list[list[Any]]:
+        """Unexpired ``[state, expiry, next]`` entries, oldest first.
+
+        A list, not a dict: Flask's session serializer sorts dict keys, which would
+        lose which attempt is the newest.
+        """
         stored = session.get(STATE_SESSION_KEY)
-        if not isinstance(stored, dict):
-            return {}
-        now = time.time()
-        return {
-            state: entry
-            for state, entry in stored.items()
-            if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], (int, float)) and entry[0] > now
-        }
+        if not isinstance(stored, list):
+            return []
+        now = self.clock()
+        return [
+            entry
+            for entry in stored
+            if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[1], (int, float)) and entry[1] > now
+        ]
 
-    def set_state_data(self, sess: Any, state: str, data: dict[str, Any]) -> None:
-        pending = self._pending()
-        pending[state] = [int(time.time()) + self.expires_in, data.get("next", "/")]
-        newest = sorted(pending.items(), key=lambda item: item[1][0])[-self.max_pending :]
-        session[STATE_SESSION_KEY] = dict(newest)
-
-    def get_state_data(self, sess: Any, state: str | None) -> dict[str, Any] | None:
-        entry = self._pending().get(state or "")
-        return None if entry is None else {"next": entry[1]}
-
-    def clear_state_data(self, sess: Any, state: str | None) -> None:
-        pending = self._pending()
-        pending.pop(state or "", None)
+    def _store(self, pending: list[list[Any]]) -> None:
         if pending:
-            session[STATE_SESSION_KEY] = pending
+            session[STATE_SESSION_KEY] = pending[-self.max_pending :]
         else:
             session.pop(STATE_SESSION_KEY, None)
+
+    def set_state_data(self, sess: Any, state: str, data: dict[str, Any]) -> None:
+        self._store([*self._pending(), [state, int(self.clock()) + self.expires_in, data.get("next", "/")]])
+
+    def get_state_data(self, sess: Any, state: str | None) -> dict[str, Any] | None:
+        found = next((entry for entry in self._pending() if entry[0] == state), None)
+        return None if found is None else {"next": found[2]}
+
+    def clear_state_data(self, sess: Any, state: str | None) -> None:
+        self._store([entry for entry in self._pending() if entry[0] != state])
 
     def clear_all(self) -> None:
         """Forget every pending login (logout)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -26,7 +27,7 @@ from requests.adapters import BaseAdapter, HTTPAdapter
 from . import protocol
 from .errors import AuthorizationDenied, WeChatAPIError, WeChatError, WeChatTransportError
 
-__all__ = ["KeepAliveAdapter", "RetryPolicy", "WeChatOAuth2Session", "as_authlib_token"]
+__all__ = ["KeepAliveAdapter", "RetryPolicy", "WeChatOAuth2Session", "as_authlib_token", "redact_transport_logs"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,28 @@ T = TypeVar("T")
 
 #: Authlib's default state has 48 characters; WeChat wants [A-Za-z0-9]{1,128}.
 STATE_LENGTH = 32
+
+
+# WeChat puts the appsecret, codes and tokens in query strings; urllib3 logs request lines.
+_SECRET_QUERY_VALUE = re.compile(r"([?&](?:secret|code|js_code|access_token|refresh_token|session_key)=)[^&\s\"]+")
+
+
+class _RedactQuerySecrets(logging.Filter):
+    """Blank secret query values in log records of the HTTP stack."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SECRET_QUERY_VALUE.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def redact_transport_logs() -> None:
+    """Make urllib3's debug request lines safe to log (idempotent)."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(existing, _RedactQuerySecrets) for existing in logger.filters):
+        logger.addFilter(_RedactQuerySecrets())
 
 
 class KeepAliveAdapter(HTTPAdapter):

@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 
 from . import config, protocol, signals
 from .client import WeChatApp, WeChatOAuth, register_app, token_from_authlib
-from .compliance import KeepAliveAdapter, as_authlib_token
+from .compliance import KeepAliveAdapter, as_authlib_token, redact_transport_logs
 from .errors import ReauthorizationRequired, RefreshTokenError, SnapshotUserError, WeChatError
 from .storage import AccountStore, Identity
 from .views import blueprint
@@ -150,6 +150,7 @@ class WeChat:
         config.apply_defaults(app.config)
         settings = config.load_settings(app.config)
 
+        redact_transport_logs()
         adapter = KeepAliveAdapter(pool_connections=4, pool_maxsize=32)
         fake, mounts = self._wire_fake(app, settings)
         oauth = WeChatOAuth()
