@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: demo test clean
+.PHONY: demo test check clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Lint, format and type checks (CI runs them after the tests).
+check: $(BIN)/.installed
+	$(BIN)/ruff check flask_wechat tests examples
+	$(BIN)/ruff format --check flask_wechat tests examples
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info examples/instance instance

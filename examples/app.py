@@ -41,7 +41,8 @@ wechat = WeChat(user_model=User, account_model=WeChatAccount)
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>flask-wechat demo</title></head>
-<body style="font-family: -apple-system, 'PingFang SC', sans-serif; max-width: 32rem; margin: 2rem auto; padding: 0 1rem">
+<body style="font-family: -apple-system, 'PingFang SC', sans-serif;
+             max-width: 32rem; margin: 2rem auto; padding: 0 1rem">
 {% if account %}
   <h1>Hello, <span id="nickname">{{ account.nickname or "WeChat user" }}</span></h1>
   {% if account.avatar_url %}<img src="{{ account.avatar_url }}" alt="" width="66" height="66">{% endif %}
@@ -53,7 +54,8 @@ PAGE = """<!doctype html>
   <form method="post" action="{{ url_for('wechat.logout') }}"><button id="logout">Log out</button></form>
 {% else %}
   <h1>flask-wechat demo</h1>
-  <p>This page is public. <a id="profile-link" href="{{ url_for('profile') }}">Your profile</a> needs a WeChat login.</p>
+  <p>This page is public.
+     <a id="profile-link" href="{{ url_for('profile') }}">Your profile</a> needs a WeChat login.</p>
 {% endif %}
 </body></html>"""
 
@@ -64,7 +66,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(
         # Every worker must share one SECRET_KEY; set FLASK_SECRET_KEY in production.
-        SECRET_KEY="demo-only-change-me",
+        SECRET_KEY="demo-only-change-me",  # noqa: S106 - a demo default, overridden by FLASK_SECRET_KEY
         SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "demo.db"),
     )
     app.config.from_prefixed_env()

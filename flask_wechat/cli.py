@@ -15,7 +15,9 @@ def wechat_cli() -> None:
 @wechat_cli.command("fake-server")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
-@click.option("--rtt-ms", default=0.0, show_default=True, type=click.FloatRange(0), help="Simulated round trip per API call.")
+@click.option(
+    "--rtt-ms", default=0.0, show_default=True, type=click.FloatRange(0), help="Simulated round trip per API call."
+)
 def fake_server(host: str, port: int, rtt_ms: float) -> None:
     """Run the built-in fake WeChat (both hosts) for local development and tests.
 

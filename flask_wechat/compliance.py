@@ -163,12 +163,12 @@ class WeChatOAuth2Session(OAuth2Session):  # type: ignore[misc]  # Authlib is un
         state = state or generate_token(STATE_LENGTH)
         scope = kwargs.get("scope") or self.scope or protocol.SCOPE_USERINFO
         extra = tuple((key, str(kwargs[key])) for key in ("forcePopup",) if key in kwargs)
-        link = protocol.build_authorize_url(
-            url, self.client_id, self.redirect_uri, scope, state, path="", extra=extra
-        )
+        link = protocol.build_authorize_url(url, self.client_id, self.redirect_uri, scope, state, path="", extra=extra)
         return link, state
 
-    def get_json(self, url: str, params: Mapping[str, str], *, endpoint: str, withhold_token: bool = False) -> dict[str, Any]:
+    def get_json(
+        self, url: str, params: Mapping[str, str], *, endpoint: str, withhold_token: bool = False
+    ) -> dict[str, Any]:
         """GET a WeChat endpoint and return its decoded body; errcodes raise, nothing else is tried."""
         try:
             response = self.request("GET", url, params=params, withhold_token=withhold_token)

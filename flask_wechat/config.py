@@ -78,7 +78,8 @@ class Settings:
     fake_path: str
 
     def __repr__(self) -> str:
-        return f"Settings(appid={self.appid!r}, scope={self.scope!r}, api_base_url={self.api_base_url!r}, fake={self.fake})"
+        # The secret stays out: reprs end up in logs and tracebacks.
+        return f"Settings(appid={self.appid!r}, scope={self.scope!r}, api={self.api_base_url!r}, fake={self.fake})"
 
 
 def apply_defaults(config: MutableMapping[str, Any]) -> None:

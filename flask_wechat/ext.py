@@ -68,7 +68,7 @@ class WeChatState:
     def complete_login(self) -> str:
         """Finish the login the callback request carries; return where to send the user."""
         token, pending = self.client.finish_authorization()
-        app = current_app._get_current_object()
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
         try:
             if token.is_snapshot_user:
                 # Virtual identity of WeChat's snapshot page: never stored, never logged in.
@@ -111,7 +111,7 @@ class WeChatState:
         logout_user()
         self.client.framework.clear_all()
         if user is not None:
-            signals.logged_out.send(current_app._get_current_object(), user=user)
+            signals.logged_out.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
 
 
 class WeChat:
@@ -143,10 +143,14 @@ class WeChat:
         user_model = user_model or self.user_model
         account_model = account_model or self.account_model
         if user_model is None or account_model is None:
-            raise TypeError("WeChat needs user_model= and account_model= (your WeChatUserMixin and WeChatAccountMixin models)")
+            raise TypeError(
+                "WeChat needs user_model= and account_model= (your WeChatUserMixin and WeChatAccountMixin models)"
+            )
         db = app.extensions.get("sqlalchemy")
         if db is None:
-            raise RuntimeError("Flask-SQLAlchemy is not initialised on this app: call db.init_app(app) before wechat.init_app(app)")
+            raise RuntimeError(
+                "Flask-SQLAlchemy is not initialised on this app: call db.init_app(app) before wechat.init_app(app)"
+            )
         config.apply_defaults(app.config)
         settings = config.load_settings(app.config)
 
@@ -172,7 +176,9 @@ class WeChat:
         log.warning("WECHAT_FAKE is on: logins use the built-in fake WeChat at %s", settings.fake_path)
         fake = FakeWeChat()
         app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {settings.fake_path: fake})  # type: ignore[method-assign]
-        mounts = {config.FAKE_API_BASE_URL: WSGIAdapter(fake)} if settings.api_base_url == config.FAKE_API_BASE_URL else {}
+        mounts = (
+            {config.FAKE_API_BASE_URL: WSGIAdapter(fake)} if settings.api_base_url == config.FAKE_API_BASE_URL else {}
+        )
         return fake, mounts
 
     @staticmethod

@@ -95,7 +95,8 @@ def login() -> Response:
     next_url = safe_next_url(request.args.get("next"), state.settings.default_next)
     if current_user.is_authenticated:
         return redirect(next_url)
-    return state.begin_login(next_url)
+    response: Response = state.begin_login(next_url)
+    return response
 
 
 @blueprint.get("/callback")

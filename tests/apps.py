@@ -7,8 +7,8 @@ from typing import Any
 from flask import Flask
 from flask_login import current_user, login_required
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy import String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flask_wechat import WeChat, WeChatAccountMixin, WeChatUserMixin
 from flask_wechat.testing.fake import DEMO_APPID, DEMO_SECRET

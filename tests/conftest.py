@@ -58,7 +58,9 @@ def visit_wechat(authorize_url: str, user: str = "alice", action: str = "allow")
         fields = dict(parse_qsl(urlsplit(authorize_url).query))
         form = {k: fields.get(k, "") for k in ("appid", "redirect_uri", "scope", "state")}
         base = authorize_url.split("?", 1)[0]
-        return browser.post(base + "/confirm", data={**form, "user": user, "action": action}, allow_redirects=False, timeout=5)
+        return browser.post(
+            base + "/confirm", data={**form, "user": user, "action": action}, allow_redirects=False, timeout=5
+        )
 
 
 def login(client: FlaskClient, start: str = "/profile", user: str = "alice", action: str = "allow") -> WeChatTrip:

@@ -66,7 +66,9 @@ def test_denial_with_state_only_redirect_shows_the_friendly_page(
         "state=abc&state=def&code=1&code=2",
     ],
 )
-def test_callback_without_a_known_state_is_refused(app: Flask, client: FlaskClient, fake_wechat: FakeWeChat, query: str) -> None:
+def test_callback_without_a_known_state_is_refused(
+    app: Flask, client: FlaskClient, fake_wechat: FakeWeChat, query: str
+) -> None:
     start(client)
     response = client.get(f"/wechat/callback?{query}")
     assert response.status_code == 400
@@ -92,7 +94,9 @@ def test_tampered_state_is_refused(app: Flask, client: FlaskClient, fake_wechat:
     assert rows(app) == (0, 0)
 
 
-def test_replayed_callback_is_refused_without_calling_wechat(app: Flask, client: FlaskClient, fake_wechat: FakeWeChat) -> None:
+def test_replayed_callback_is_refused_without_calling_wechat(
+    app: Flask, client: FlaskClient, fake_wechat: FakeWeChat
+) -> None:
     trip = login(client)
     parts = urlsplit(trip.callback_url)
     again = client.get(f"{parts.path}?{parts.query}")
@@ -101,7 +105,9 @@ def test_replayed_callback_is_refused_without_calling_wechat(app: Flask, client:
     assert rows(app) == (1, 1)
 
 
-def test_used_code_gets_a_page_not_a_crash(app: Flask, client: FlaskClient, fake_wechat: FakeWeChat, fake_wechat_server: FakeWeChatServer) -> None:
+def test_used_code_gets_a_page_not_a_crash(
+    app: Flask, client: FlaskClient, fake_wechat: FakeWeChat, fake_wechat_server: FakeWeChatServer
+) -> None:
     state = start(client)
     code = fake_wechat.issue_code(DEMO_APPID, "alice")
     requests.get(
@@ -117,7 +123,17 @@ def test_used_code_gets_a_page_not_a_crash(app: Flask, client: FlaskClient, fake
 
 @pytest.mark.parametrize(
     ("errcode", "status"),
-    [(40029, 400), (40163, 400), (41008, 400), (40013, 424), (40125, 424), (40001, 424), (-1, 424), (45011, 429), (12345, 424)],
+    [
+        (40029, 400),
+        (40163, 400),
+        (41008, 400),
+        (40013, 424),
+        (40125, 424),
+        (40001, 424),
+        (-1, 424),
+        (45011, 429),
+        (12345, 424),
+    ],
 )
 def test_token_errcodes_get_pages_and_are_never_retried(
     app: Flask, client: FlaskClient, fake_wechat: FakeWeChat, errcode: int, status: int
@@ -131,7 +147,13 @@ def test_token_errcodes_get_pages_and_are_never_retried(
 
 @pytest.mark.parametrize(
     ("body", "status"),
-    [(b"<html>bad gateway</html>", 502), (b"not json", 200), (b'{"access_token":', 200), (b"[]", 200), (b'{"openid":"x"}', 200)],
+    [
+        (b"<html>bad gateway</html>", 502),
+        (b"not json", 200),
+        (b'{"access_token":', 200),
+        (b"[]", 200),
+        (b'{"openid":"x"}', 200),
+    ],
 )
 def test_malformed_token_answers_get_a_page(
     app: Flask, client: FlaskClient, fake_wechat: FakeWeChat, body: bytes, status: int
@@ -149,7 +171,9 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_unreachable_wechat_gets_a_page(fake_wechat_server: FakeWeChatServer, database_uri: str, fake_wechat: FakeWeChat) -> None:
+def test_unreachable_wechat_gets_a_page(
+    fake_wechat_server: FakeWeChatServer, database_uri: str, fake_wechat: FakeWeChat
+) -> None:
     app = make_app(fake_wechat_server.url, database_uri, WECHAT_API_BASE_URL=f"http://127.0.0.1:{_closed_port()}")
     client = app.test_client()
     state = start(client)

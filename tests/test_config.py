@@ -69,7 +69,7 @@ def test_init_app_twice_on_one_app_says_what_to_do(database_uri: str) -> None:
 def test_init_app_needs_flask_sqlalchemy_first() -> None:
     app = Flask(__name__)
     app.config.update(GOOD)
-    with pytest.raises(RuntimeError, match="db.init_app"):
+    with pytest.raises(RuntimeError, match=r"db\.init_app"):
         WeChat(app, user_model=User, account_model=WeChatAccount)
 
 
@@ -89,7 +89,7 @@ def test_defaults_are_applied_to_the_app_config(database_uri: str) -> None:
         if key not in ("WECHAT_APPID", "WECHAT_SECRET", "WECHAT_RETRIES"):
             assert app.config[key] == value
     assert app.extensions["wechat"].settings.retries == 1
-    assert "wechat.login" == app.login_manager.login_view
+    assert app.login_manager.login_view == "wechat.login"
 
 
 def test_fake_mode_needs_no_credentials() -> None:

@@ -55,9 +55,7 @@ def test_demo_keeps_one_user_per_wechat_user(tmp_path: Path) -> None:
 
 
 def test_demo_against_a_wechat_on_loopback(tmp_path: Path, fake_wechat_server: FakeWeChatServer) -> None:
-    app = example(
-        tmp_path, WECHAT_OPEN_BASE_URL=fake_wechat_server.url, WECHAT_API_BASE_URL=fake_wechat_server.url
-    )
+    app = example(tmp_path, WECHAT_OPEN_BASE_URL=fake_wechat_server.url, WECHAT_API_BASE_URL=fake_wechat_server.url)
     client = app.test_client()
     trip = login(client, user="carol")
     assert trip.authorize_url.startswith(fake_wechat_server.url + "/connect/oauth2/authorize?")

@@ -7,7 +7,6 @@ import re
 from urllib.parse import quote
 
 import pytest
-import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -61,7 +60,10 @@ def test_login_sends_exactly_the_documented_requests(app: Flask, client: FlaskCl
     assert token_call.method == "GET"
     assert token_call.path == "/sns/oauth2/access_token"
     assert token_call.params == {
-        "appid": DEMO_APPID, "secret": DEMO_SECRET, "code": code, "grant_type": "authorization_code",
+        "appid": DEMO_APPID,
+        "secret": DEMO_SECRET,
+        "code": code,
+        "grant_type": "authorization_code",
     }
     assert userinfo_call.method == "GET" and userinfo_call.path == "/sns/userinfo"
     stored = accounts(app)[0]

@@ -38,7 +38,12 @@ def test_authorize_url_puts_extras_after_state_and_before_fragment() -> None:
     )
     parts = urlsplit(url)
     assert [key for key, _ in parse_qsl(parts.query)] == [
-        "appid", "redirect_uri", "response_type", "scope", "state", "forcePopup",
+        "appid",
+        "redirect_uri",
+        "response_type",
+        "scope",
+        "state",
+        "forcePopup",
     ]
     assert parts.fragment == "wechat_redirect"
     assert unquote(dict(parse_qsl(parts.query))["redirect_uri"]) == "https://e.com/"
@@ -57,7 +62,10 @@ def test_state_of_128_alphanumerics_is_valid() -> None:
 
 def test_request_queries_match_wechat_docs() -> None:
     assert protocol.token_query(APPID, "s3cret", "CODE") == {
-        "appid": APPID, "secret": "s3cret", "code": "CODE", "grant_type": "authorization_code",
+        "appid": APPID,
+        "secret": "s3cret",
+        "code": "CODE",
+        "grant_type": "authorization_code",
     }
     refresh = protocol.refresh_query(APPID, "RT")
     assert refresh == {"appid": APPID, "grant_type": "refresh_token", "refresh_token": "RT"}
@@ -94,7 +102,9 @@ def test_decode_body_accepts_auth_ok() -> None:
     assert protocol.decode_body(b'{"errcode":0,"errmsg":"ok"}') == {"errcode": 0, "errmsg": "ok"}
 
 
-@pytest.mark.parametrize("body", [b"", b"<html>502</html>", b"[1,2]", b'{"errcode":"x"}', b'{"access_token":', b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "body", [b"", b"<html>502</html>", b"[1,2]", b'{"errcode":"x"}', b'{"access_token":', b"\xff\xfe"]
+)
 def test_decode_body_rejects_malformed_answers(body: bytes) -> None:
     with pytest.raises(WeChatResponseError):
         protocol.decode_body(body)
@@ -102,8 +112,13 @@ def test_decode_body_rejects_malformed_answers(body: bytes) -> None:
 
 def test_token_from_response_reads_every_field() -> None:
     data = {
-        "access_token": "AT", "expires_in": 7200, "refresh_token": "RT", "openid": "oX",
-        "scope": "snsapi_userinfo,", "unionid": "uX", "is_snapshotuser": 1,
+        "access_token": "AT",
+        "expires_in": 7200,
+        "refresh_token": "RT",
+        "openid": "oX",
+        "scope": "snsapi_userinfo,",
+        "unionid": "uX",
+        "is_snapshotuser": 1,
     }
     token = protocol.Token.from_response(data, now=1000)
     assert token.expires_at == 8200
@@ -143,5 +158,8 @@ def test_wechat_browser_detection(ua: str, expected: bool) -> None:
 
 
 def test_protocol_imports_without_flask() -> None:
-    code = "import sys, flask_wechat.protocol, flask_wechat.errors; sys.exit('flask' in sys.modules or 'authlib' in sys.modules)"
+    code = (
+        "import sys, flask_wechat.protocol, flask_wechat.errors;"
+        "sys.exit('flask' in sys.modules or 'authlib' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

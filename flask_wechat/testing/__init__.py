@@ -1,0 +1,35 @@
+"""The fake WeChat that ships with flask-wechat: for the demo, the test suite and your own tests.
+
+``FakeWeChat`` is a WSGI app imitating open.weixin.qq.com and api.weixin.qq.com;
+``FakeWeChatServer`` serves it on a loopback port. The requests adapter lives in
+:mod:`flask_wechat.testing.adapter` and the pytest fixtures in
+:mod:`flask_wechat.testing.pytest_plugin`, so importing this package needs neither
+requests nor pytest (nor Flask).
+"""
+
+from __future__ import annotations
+
+from .fake import (
+    DEFAULT_USERS,
+    DEMO_APPID,
+    DEMO_SECRET,
+    ENDPOINT_PATHS,
+    FakeApp,
+    FakeUser,
+    FakeWeChat,
+    RecordedRequest,
+)
+from .server import FakeWeChatServer, serve_forever
+
+__all__ = [
+    "DEFAULT_USERS",
+    "DEMO_APPID",
+    "DEMO_SECRET",
+    "ENDPOINT_PATHS",
+    "FakeApp",
+    "FakeUser",
+    "FakeWeChat",
+    "FakeWeChatServer",
+    "RecordedRequest",
+    "serve_forever",
+]

@@ -1,0 +1,351 @@
+"""A fake WeChat: one WSGI app imitating both open.weixin.qq.com and api.weixin.qq.com.
+
+It is faithful where clients go wrong (strictly ordered authorize links, single-use
+codes, errors as HTTP 200 JSON with ``text/plain``, raw UTF-8 nicknames) and lets
+tests inject the failures WeChat produces. No Flask here: users' tests and the demo
+app embed it without pulling in the rest of the package.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Final, Literal
+
+from werkzeug.wrappers import Request, Response
+
+from .. import protocol
+from . import authorize, control, pages, wire
+from .accounts import DEFAULT_USERS, DEMO_APPID, DEMO_SECRET, FakeApp, FakeUser, stable_id
+from .grants import Grant, GrantStore, SnsError
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+__all__ = [
+    "DEFAULT_USERS",
+    "DEMO_APPID",
+    "DEMO_SECRET",
+    "ENDPOINT_PATHS",
+    "FakeApp",
+    "FakeUser",
+    "FakeWeChat",
+    "RecordedRequest",
+]
+
+#: Endpoint names accepted by :meth:`FakeWeChat.fail_next` and friends.
+ENDPOINT_PATHS: Final = {
+    "access_token": protocol.TOKEN_PATH,
+    "refresh_token": protocol.REFRESH_PATH,
+    "userinfo": protocol.USERINFO_PATH,
+    "auth": protocol.AUTH_PATH,
+}
+_ENDPOINT_NAMES: Final = {path: name for name, path in ENDPOINT_PATHS.items()}
+DenyMode = Literal["no_redirect", "redirect"]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One ``/sns/*`` request as the fake received it."""
+
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...]
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The query as a dict (the last value wins for a repeated key)."""
+        return dict(self.query)
+
+    @property
+    def endpoint(self) -> str | None:
+        """The endpoint name (``"access_token"``, ...), None for an unknown path."""
+        return _ENDPOINT_NAMES.get(self.path)
+
+
+@dataclass(frozen=True)
+class _Fault:
+    status: int = 200
+    body: bytes | None = None
+    errcode: int = 0
+    errmsg: str | None = None
+
+    def render(self) -> bytes:
+        # Rendered when answered, so each injected error gets its own rid.
+        return self.body if self.body is not None else wire.error_body(self.errcode, self.errmsg)
+
+
+def _path_of(endpoint: str) -> str:
+    try:
+        return ENDPOINT_PATHS[endpoint]
+    except KeyError:
+        raise ValueError(f"unknown endpoint {endpoint!r}; use one of {', '.join(ENDPOINT_PATHS)}") from None
+
+
+class FakeWeChat:
+    """The fake WeChat, as a WSGI app serving both hosts' paths.
+
+    State (codes, tokens, recorded requests, injected faults) sits behind one lock
+    because the loopback server is threaded. ``clock`` drives every lifetime.
+    """
+
+    def __init__(
+        self,
+        apps: Iterable[FakeApp] | None = None,
+        users: Iterable[FakeUser] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        content_type: str = "text/plain",
+        deny_mode: DenyMode = "no_redirect",
+    ) -> None:
+        if deny_mode not in ("no_redirect", "redirect"):
+            raise ValueError("deny_mode must be 'no_redirect' or 'redirect'")
+        self._lock = threading.RLock()
+        self._grants = GrantStore(clock)
+        self._faults: dict[str, deque[_Fault]] = {}
+        self.apps: dict[str, FakeApp] = {}
+        self.users: dict[str, FakeUser] = {}
+        #: Sent on every /sns/* answer; WeChat's usual is text/plain without a charset.
+        self.content_type = content_type
+        #: "no_redirect": a refusal shows a page (observed); "redirect": redirect_uri?state=STATE (legacy doc).
+        self.deny_mode: DenyMode = deny_mode
+        #: Every /sns/* request, in order.
+        self.requests: list[RecordedRequest] = []
+        #: New TCP connections accepted (counted by the loopback server).
+        self.connections = 0
+        for app in [FakeApp(DEMO_APPID, DEMO_SECRET)] if apps is None else apps:
+            self.add_app(app)
+        # Copies of the defaults: a test that edits its fake's user must not edit DEFAULT_USERS.
+        for user in [replace(user) for user in DEFAULT_USERS] if users is None else users:
+            self.add_user(user)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The time source of every code and token lifetime."""
+        return self._grants.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self._grants.clock = clock
+
+    # -- setup and inspection ---------------------------------------------------------------
+
+    def add_app(self, app: FakeApp) -> None:
+        """Register (or replace) an app."""
+        with self._lock:
+            self.apps[app.appid] = app
+
+    def add_user(self, user: FakeUser) -> None:
+        """Register (or replace) a test user."""
+        with self._lock:
+            self.users[user.key] = user
+
+    def openid_for(self, appid: str, user_key: str) -> str:
+        """The user's openid under ``appid``: stable across runs, different per app, like WeChat's."""
+        return stable_id("openid", appid, user_key)
+
+    def issue_code(self, appid: str, user_key: str, scope: str = protocol.SCOPE_USERINFO) -> str:
+        """Mint a code as if ``user_key`` had consented to ``appid`` (no browser needed)."""
+        if appid not in self.apps:
+            raise ValueError(f"unknown appid {appid!r}")
+        if user_key not in self.users:
+            raise ValueError(f"unknown user {user_key!r}")
+        if scope not in protocol.OA_SCOPES:
+            raise ValueError(f"scope must be one of {sorted(protocol.OA_SCOPES)}")
+        with self._lock:
+            return self._grants.issue_code(appid, user_key, self.openid_for(appid, user_key), scope)
+
+    def fail_next(self, endpoint: str, errcode: int, errmsg: str | None = None, times: int = 1) -> None:
+        """Make the next ``times`` calls of ``endpoint`` answer ``errcode`` (HTTP 200, like WeChat).
+
+        Without ``errmsg`` the body carries WeChat's usual text plus a fresh ``rid``;
+        an explicit ``errmsg`` is sent verbatim (e.g. to test legacy ``hints: [...]`` suffixes).
+        """
+        if errmsg is None and errcode not in wire.ERRMSGS:
+            raise ValueError(f"no usual errmsg known for errcode {errcode}; pass errmsg")
+        self._queue(endpoint, _Fault(errcode=errcode, errmsg=errmsg), times)
+
+    def break_next(self, endpoint: str, body: bytes, status: int = 200, times: int = 1) -> None:
+        """Make the next ``times`` calls of ``endpoint`` answer these raw bytes (non-JSON, truncated, a 502...)."""
+        self._queue(endpoint, _Fault(status=status, body=body), times)
+
+    def _queue(self, endpoint: str, fault: _Fault, times: int) -> None:
+        path = _path_of(endpoint)
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._lock:
+            self._faults.setdefault(path, deque()).extend([fault] * times)
+
+    def expire_access_tokens(self) -> None:
+        """Every access token issued so far now answers 42001 (refreshing replaces it)."""
+        with self._lock:
+            self._grants.expire_access_tokens()
+
+    def expire_refresh_tokens(self) -> None:
+        """Every refresh token issued so far now answers 42002: the user must authorize again."""
+        with self._lock:
+            self._grants.expire_refresh_tokens()
+
+    def calls(self, endpoint: str) -> list[RecordedRequest]:
+        """The recorded requests of one endpoint, in order."""
+        path = _path_of(endpoint)
+        with self._lock:
+            return [request for request in self.requests if request.path == path]
+
+    def note_connection(self) -> None:
+        """Count a new TCP connection (called by the loopback server)."""
+        with self._lock:
+            self.connections += 1
+
+    def reset(self) -> None:
+        """Forget codes, tokens, requests, faults and the connection count; keep apps and users."""
+        with self._lock:
+            self._grants.clear()
+            self._faults.clear()
+            self.requests.clear()
+            self.connections = 0
+
+    # -- WSGI ---------------------------------------------------------------------------------
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Serve one request, whichever WeChat host it was meant for."""
+        response = self._dispatch(Request(environ))
+        return response(environ, start_response)
+
+    def _dispatch(self, request: Request) -> Response:
+        path = request.path
+        if path.startswith("/sns/"):
+            return self._sns(request)
+        if path == protocol.OA_AUTHORIZE_PATH:
+            return authorize.show(self, request)
+        if path == authorize.CONFIRM_PATH:
+            return authorize.confirm(self, request)
+        if path.startswith("/_fake/"):
+            return control.handle(self, request)
+        if path == "/":
+            return Response(self._index(), 200, content_type="text/html; charset=utf-8")
+        return self._answer(wire.error_body(40066))
+
+    def _index(self) -> str:
+        endpoints = [
+            (protocol.OA_AUTHORIZE_PATH, "GET: the consent page (strict query order)"),
+            *((path, f"GET: {name}") for name, path in ENDPOINT_PATHS.items()),
+            *((path, f"{method}: {what}") for path, (method, what, _) in control.ENDPOINTS.items()),
+        ]
+        with self._lock:
+            return pages.index_page(list(self.apps.values()), list(self.users.values()), endpoints)
+
+    def _answer(self, body: bytes, status: int = 200) -> Response:
+        return Response(body, status, headers={"Content-Type": self.content_type})
+
+    def _sns(self, request: Request) -> Response:
+        endpoint = _ENDPOINT_NAMES.get(request.path)
+        params = request.args.to_dict()
+        with self._lock:
+            self.requests.append(RecordedRequest(request.method, request.path, tuple(request.args.items(multi=True))))
+            faults = self._faults.get(request.path)
+            if faults:
+                fault = faults.popleft()
+                return self._answer(fault.render(), fault.status)
+            try:
+                if endpoint is None:
+                    raise SnsError(40066)
+                if request.method != "GET":
+                    raise SnsError(43001)
+                body = wire.encode(self._HANDLERS[endpoint](self, params))
+            except SnsError as exc:
+                body = wire.error_body(exc.errcode)
+        return self._answer(body)
+
+    # -- /sns/* handlers: return the success body or raise SnsError -------------------------
+
+    def _app_for(self, params: dict[str, str]) -> FakeApp:
+        appid = params.get("appid", "")
+        if not appid:
+            raise SnsError(41002)
+        app = self.apps.get(appid)
+        if app is None:
+            raise SnsError(40013)
+        return app
+
+    def _token_body(self, grant: Grant, *, first: bool) -> dict[str, object]:
+        body: dict[str, object] = {
+            "access_token": grant.access_token,
+            "expires_in": protocol.ACCESS_TOKEN_LIFETIME,
+            "refresh_token": grant.refresh_token,
+            "openid": grant.openid,
+            "scope": grant.scope,
+        }
+        if first:
+            app, user = self.apps.get(grant.appid), self.users.get(grant.user_key)
+            # unionid: OA web auth sends it only for snsapi_userinfo, and only for bound apps.
+            if user is not None and app is not None and app.bound and grant.scope == protocol.SCOPE_USERINFO:
+                body["unionid"] = user.unionid
+            if user is not None and user.snapshot:
+                body["is_snapshotuser"] = 1
+        return body
+
+    def _access_token(self, params: dict[str, str]) -> dict[str, object]:
+        app = self._app_for(params)
+        secret = params.get("secret", "")
+        if not secret:
+            raise SnsError(41004)
+        if secret != app.secret:
+            raise SnsError(40125)
+        if params.get("grant_type") != "authorization_code":
+            raise SnsError(40002)
+        code = params.get("code", "")
+        if not code:
+            raise SnsError(41008)
+        return self._token_body(self._grants.redeem(app.appid, code), first=True)
+
+    def _refresh_token(self, params: dict[str, str]) -> dict[str, object]:
+        app = self._app_for(params)  # no secret on this endpoint; one sent anyway is ignored
+        if params.get("grant_type") != "refresh_token":
+            raise SnsError(40002)
+        refresh_token = params.get("refresh_token", "")
+        if not refresh_token:
+            raise SnsError(41003)
+        return self._token_body(self._grants.refresh(app.appid, refresh_token), first=False)
+
+    def _checked_grant(self, params: dict[str, str]) -> Grant:
+        access_token = params.get("access_token", "")
+        if not access_token:
+            raise SnsError(41001)
+        return self._grants.check_access(access_token, params.get("openid", ""))
+
+    def _userinfo(self, params: dict[str, str]) -> dict[str, object]:
+        grant = self._checked_grant(params)
+        if grant.scope != protocol.SCOPE_USERINFO:
+            raise SnsError(48001)
+        user = self.users[grant.user_key]
+        app = self.apps.get(grant.appid)
+        # Since 2021-10-20: sex 0 and empty region/language for everyone.
+        body: dict[str, object] = {
+            "openid": grant.openid,
+            "nickname": user.nickname,
+            "sex": 0,
+            "language": "",
+            "city": "",
+            "province": "",
+            "country": "",
+            "headimgurl": user.headimgurl,
+            "privilege": [],
+        }
+        if app is not None and app.bound:
+            body["unionid"] = user.unionid
+        return body
+
+    def _auth(self, params: dict[str, str]) -> dict[str, object]:
+        self._checked_grant(params)
+        return {"errcode": 0, "errmsg": "ok"}
+
+    _HANDLERS: Final[dict[str, Callable[[FakeWeChat, dict[str, str]], dict[str, object]]]] = {
+        "access_token": _access_token,
+        "refresh_token": _refresh_token,
+        "userinfo": _userinfo,
+        "auth": _auth,
+    }

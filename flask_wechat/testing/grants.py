@@ -1,0 +1,157 @@
+"""Codes and tokens of the fake WeChat: their lifetimes and the errcodes they end in.
+
+Pure bookkeeping driven by an injectable clock, so tests can expire a code or a
+token without sleeping. Not thread-safe on its own: :class:`FakeWeChat` holds the lock.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from .. import protocol
+
+__all__ = ["Grant", "GrantStore", "SnsError", "new_code", "new_token"]
+
+_CODE_ALPHABET: Final = string.ascii_letters + string.digits
+
+
+class SnsError(Exception):
+    """An ``/sns/*`` call fails with this WeChat errcode."""
+
+    def __init__(self, errcode: int) -> None:
+        super().__init__(errcode)
+        self.errcode = errcode
+
+
+def new_code() -> str:
+    """A 32-character code like ``041jxx0w3giqR43pMV3w3Uv6vC2jxx07``."""
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(32))
+
+
+def new_token() -> str:
+    """A user token shaped like WeChat's: ``NN_`` and ~107 characters of ``[A-Za-z0-9_-]``."""
+    return f"{secrets.randbelow(90) + 10}_{secrets.token_urlsafe(81)[:107]}"
+
+
+@dataclass
+class _Code:
+    appid: str
+    user_key: str
+    openid: str
+    scope: str
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
+class Grant:
+    """One authorization: a refresh token and its current access token."""
+
+    appid: str
+    user_key: str
+    openid: str
+    scope: str
+    access_token: str
+    access_expires_at: float
+    refresh_token: str
+    refresh_expires_at: float
+    access_killed: bool = False
+    refresh_killed: bool = False
+
+
+class GrantStore:
+    """Every code, access token and refresh token the fake has issued."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._codes: dict[str, _Code] = {}
+        self._by_access: dict[str, Grant] = {}
+        self._by_refresh: dict[str, Grant] = {}
+
+    def clear(self) -> None:
+        """Forget everything issued so far."""
+        self._codes.clear()
+        self._by_access.clear()
+        self._by_refresh.clear()
+
+    def issue_code(self, appid: str, user_key: str, openid: str, scope: str) -> str:
+        """Mint a single-use code, as WeChat does when the user consents."""
+        code = new_code()
+        expires_at = self.clock() + protocol.OA_CODE_LIFETIME
+        self._codes[code] = _Code(appid, user_key, openid, scope, expires_at)
+        return code
+
+    def redeem(self, appid: str, code: str) -> Grant:
+        """Exchange a code for a new grant: 40029 if unknown, expired or another app's; 40163 if used."""
+        entry = self._codes.get(code)
+        if entry is None or entry.appid != appid:
+            raise SnsError(40029)
+        if entry.used:
+            raise SnsError(40163)
+        now = self.clock()
+        if now >= entry.expires_at:
+            raise SnsError(40029)
+        entry.used = True
+        grant = Grant(
+            appid=appid,
+            user_key=entry.user_key,
+            openid=entry.openid,
+            scope=entry.scope,
+            access_token=new_token(),
+            access_expires_at=now + protocol.ACCESS_TOKEN_LIFETIME,
+            refresh_token=new_token(),
+            refresh_expires_at=now + protocol.REFRESH_TOKEN_LIFETIME,
+        )
+        self._by_access[grant.access_token] = grant
+        self._by_refresh[grant.refresh_token] = grant
+        return grant
+
+    def refresh(self, appid: str, refresh_token: str) -> Grant:
+        """Renew the access token of a grant (40030 unknown, 42002 expired).
+
+        WeChat: a still-valid access token comes back unchanged with a renewed
+        expiry; an expired one is replaced (the old value then answers 40001).
+        The refresh token itself is returned unchanged and never extended.
+        """
+        grant = self._by_refresh.get(refresh_token)
+        if grant is None or grant.appid != appid:
+            raise SnsError(40030)
+        now = self.clock()
+        if grant.refresh_killed or now >= grant.refresh_expires_at:
+            raise SnsError(42002)
+        if self._access_expired(grant, now):
+            del self._by_access[grant.access_token]
+            grant.access_token = new_token()
+            grant.access_killed = False
+            self._by_access[grant.access_token] = grant
+        grant.access_expires_at = now + protocol.ACCESS_TOKEN_LIFETIME
+        return grant
+
+    def check_access(self, access_token: str, openid: str) -> Grant:
+        """The grant behind a usable access token (40001 unknown, 42001 expired, 40003 other openid)."""
+        grant = self._by_access.get(access_token)
+        if grant is None:
+            raise SnsError(40001)
+        if self._access_expired(grant, self.clock()):
+            raise SnsError(42001)
+        if openid != grant.openid:
+            raise SnsError(40003)
+        return grant
+
+    def expire_access_tokens(self) -> None:
+        """Make every access token issued so far answer 42001."""
+        for grant in self._by_access.values():
+            grant.access_killed = True
+
+    def expire_refresh_tokens(self) -> None:
+        """Make every refresh token issued so far answer 42002."""
+        for grant in self._by_refresh.values():
+            grant.refresh_killed = True
+
+    @staticmethod
+    def _access_expired(grant: Grant, now: float) -> bool:
+        return grant.access_killed or now >= grant.access_expires_at
