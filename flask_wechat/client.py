@@ -163,6 +163,8 @@ class WeChatApp(FlaskOAuth2App):  # type: ignore[misc]  # Authlib is untyped
                 lambda: client.get_json(url, query, endpoint=protocol.USERINFO_PATH, withhold_token=True),
                 protocol.USERINFO_PATH,
             )
+            # The profile is the token's user; tolerate a stand-in that leaves openid out.
+            data.setdefault("openid", client.token["openid"])
             return protocol.UserInfo.from_response(data)
 
         return self._call(token, userinfo)
@@ -211,12 +213,18 @@ def register_app(
     settings: Settings,
     *,
     adapter: KeepAliveAdapter,
+    update_token: Callable[..., None],
     mounts: dict[str, Any] | None = None,
 ) -> WeChatApp:
-    """Register the Official Account web-auth app in ``oauth`` and return it."""
+    """Register the Official Account web-auth app in ``oauth`` and return it.
+
+    ``update_token(token, refresh_token=None, access_token=None)`` is Authlib's hook,
+    called with every refreshed token so it can be persisted.
+    """
     app: WeChatApp = oauth.register(
         name,
         client_cls=WeChatApp,
+        update_token=update_token,
         client_id=settings.appid,
         client_secret=settings.secret,
         authorize_url=settings.open_base_url + protocol.OA_AUTHORIZE_PATH,

@@ -53,7 +53,9 @@ DEFAULTS: Final[Mapping[str, Any]] = {
 #: In fake mode the sns API is answered in-process under this never-resolvable host.
 FAKE_API_BASE_URL: Final = "http://fake-wechat.invalid"
 
-_APPID_PATTERN: Final = re.compile(r"wx[0-9A-Za-z]{16}")
+# Real AppIDs are "wx" + 16 hex digits; stand-ins and test accounts may differ, so only
+# refuse what cannot be an AppID at all (it goes verbatim into URLs).
+_APPID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         appid = _string(config, "WECHAT_APPID")
         secret = _string(config, "WECHAT_SECRET")
     if not isinstance(appid, str) or not _APPID_PATTERN.fullmatch(appid):
-        raise ConfigurationError(f"WECHAT_APPID must look like wx followed by 16 letters or digits, got {appid!r}")
+        raise ConfigurationError(f"WECHAT_APPID must be 1-64 letters, digits, '_' or '-', got {appid!r}")
     if not isinstance(secret, str) or not secret:
         raise ConfigurationError("WECHAT_SECRET must be a non-empty string")
     scope = _string(config, "WECHAT_SCOPE")

@@ -39,7 +39,6 @@ class WeChatState:
         self,
         extension: WeChat,
         settings: config.Settings,
-        client: WeChatApp,
         db: Any,
         user_model: type[Any],
         account_model: type[Any],
@@ -48,7 +47,8 @@ class WeChatState:
     ) -> None:
         self.extension = extension
         self.settings = settings
-        self.client = client
+        #: The Authlib remote app; set by ``init_app`` right after this state exists.
+        self.client: WeChatApp
         self.db = db
         self.user_model = user_model
         self.account_model = account_model
@@ -59,6 +59,13 @@ class WeChatState:
     def store(self) -> AccountStore:
         """Account persistence bound to the current database session."""
         return AccountStore(self.db.session, self.user_model, self.account_model)
+
+    def save_refreshed_token(self, token: dict[str, Any], refresh_token: Any = None, access_token: Any = None) -> None:
+        """Authlib's ``update_token`` hook: persist a refreshed token on its account."""
+        store = self.store()
+        account = store.find(self.settings.appid, token["openid"])
+        if account is not None:
+            store.save_token(account, token_from_authlib(token))
 
     def begin_login(self, next_url: str) -> Response:
         """Redirect to WeChat's authorize page; ``next_url`` must already be validated."""
@@ -159,8 +166,11 @@ class WeChat:
         fake, mounts = self._wire_fake(app, settings)
         oauth = WeChatOAuth()
         oauth.init_app(app)
-        client = register_app(oauth, OA_CLIENT_NAME, settings, adapter=adapter, mounts=mounts)
-        app.extensions["wechat"] = WeChatState(self, settings, client, db, user_model, account_model, adapter, fake)
+        state = WeChatState(self, settings, db, user_model, account_model, adapter, fake)
+        state.client = register_app(
+            oauth, OA_CLIENT_NAME, settings, adapter=adapter, update_token=state.save_refreshed_token, mounts=mounts
+        )
+        app.extensions["wechat"] = state
         app.register_blueprint(blueprint, url_prefix=settings.url_prefix)
         self._wire_login_manager(app, db, user_model)
 
@@ -244,12 +254,10 @@ class WeChat:
         store = state.store()
         token = self._usable_token(store, account)
         try:
-            userinfo, used = state.client.fetch_userinfo(token)
+            userinfo, _ = state.client.fetch_userinfo(token)
         except RefreshTokenError:
             store.forget_tokens(account)
             raise ReauthorizationRequired() from None
-        if used["access_token"] != token["access_token"] or used.get("expires_at") != token["expires_at"]:
-            store.save_token(account, token_from_authlib(used))
         store.save_profile(account, userinfo)
         return userinfo
 

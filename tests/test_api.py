@@ -112,3 +112,25 @@ def test_accounts_of_a_user(app: Flask, logged_in: FakeWeChat) -> None:
         assert wechat.account(user).openid == logged_in.openid_for(DEMO_APPID, "alice")
         account = wechat.account(user)
         assert account.access_token not in repr(account) and account.refresh_token not in repr(account)
+
+
+def test_refresh_inside_an_own_authlib_call_is_persisted(app: Flask, logged_in: FakeWeChat) -> None:
+    from flask_wechat.storage import AccountStore
+
+    wechat = app.extensions["test_wechat"]
+    with app.app_context():
+        account = stored(app)
+        old = account.access_token
+        logged_in.expire_access_tokens()
+        account.access_token_expires_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+        response = wechat.client.get("sns/userinfo", token=AccountStore.authlib_token(account))
+        assert response.status_code == 200
+        db.session.expire_all()
+        fresh = stored(app)
+        assert fresh.access_token != old
+    refresh, userinfo = logged_in.requests
+    assert refresh.path == "/sns/oauth2/refresh_token"
+    # Authlib placed the token in the query and the compliance hook added the openid.
+    assert userinfo.params["access_token"] == fresh.access_token
+    assert userinfo.params["openid"] == fresh.openid

@@ -34,7 +34,7 @@ def test_defaults_are_documented_values() -> None:
     [
         ("WECHAT_APPID", None),
         ("WECHAT_APPID", ""),
-        ("WECHAT_APPID", "not-an-appid"),
+        ("WECHAT_APPID", "wx 123"),
         ("WECHAT_SECRET", None),
         ("WECHAT_SECRET", "   "),
         ("WECHAT_SCOPE", "snsapi_login"),
