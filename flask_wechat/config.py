@@ -39,6 +39,9 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "WECHAT_STATE_LIFETIME": 600,
     # Logins started but not finished that the session remembers (several tabs may race).
     "WECHAT_MAX_PENDING_LOGINS": 8,
+    # Seconds a stored profile counts as fresh: a returning user's login then skips /sns/userinfo.
+    # 0 fetches the profile on every login.
+    "WECHAT_PROFILE_MAX_AGE": 86400,
     # Passed to Flask-Login's login_user(remember=...).
     "WECHAT_REMEMBER": False,
     # Where the blueprint's login, callback and logout views live.
@@ -73,6 +76,7 @@ class Settings:
     retries: int
     state_lifetime: int
     max_pending_logins: int
+    profile_max_age: int
     remember: bool
     url_prefix: str
     default_next: str
@@ -159,6 +163,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         retries=_number(config, "WECHAT_RETRIES", int, 0),
         state_lifetime=_number(config, "WECHAT_STATE_LIFETIME", int, 1),
         max_pending_logins=_number(config, "WECHAT_MAX_PENDING_LOGINS", int, 1),
+        profile_max_age=_number(config, "WECHAT_PROFILE_MAX_AGE", int, 0),
         remember=bool(config.get("WECHAT_REMEMBER")),
         url_prefix=_path(config, "WECHAT_URL_PREFIX"),
         default_next=_path(config, "WECHAT_DEFAULT_NEXT"),

@@ -19,6 +19,7 @@ from . import config, protocol, signals
 from .client import WeChatApp, WeChatOAuth, register_app, token_from_authlib
 from .compliance import KeepAliveAdapter, as_authlib_token, redact_transport_logs
 from .errors import ReauthorizationRequired, RefreshTokenError, SnapshotUserError, WeChatError
+from .models import utcnow
 from .storage import AccountStore, Identity
 from .views import blueprint
 
@@ -80,7 +81,7 @@ class WeChatState:
             if token.is_snapshot_user:
                 # Virtual identity of WeChat's snapshot page: never stored, never logged in.
                 raise SnapshotUserError()
-            userinfo = self._profile(token)
+            userinfo = self._profile(token) if self._profile_is_stale(token) else None
             identity = Identity(
                 appid=self.settings.appid,
                 openid=token.openid,
@@ -100,6 +101,14 @@ class WeChatState:
             app, user=record.user, account=record.account, new_user=record.new_user, new_account=record.new_account
         )
         return pending.next_url
+
+    def _profile_is_stale(self, token: protocol.Token) -> bool:
+        """Whether this login should fetch the profile (a returning user's may still be fresh)."""
+        account = self.store().find(self.settings.appid, token.openid)
+        if account is None or account.profile_updated_at is None:
+            return True
+        age = (utcnow() - account.profile_updated_at).total_seconds()
+        return age >= self.settings.profile_max_age
 
     def _profile(self, token: protocol.Token) -> protocol.UserInfo | None:
         """The profile, when the scope allows it; a failure here does not undo the login."""

@@ -88,8 +88,10 @@ def test_first_login_stores_user_account_and_tokens_byte_exact(
 
 
 def test_returning_user_is_the_same_user_with_a_fresh_profile(
-    app: Flask, client: FlaskClient, fake_wechat: FakeWeChat
+    fake_wechat: FakeWeChat, fake_wechat_server: FakeWeChatServer, database_uri: str
 ) -> None:
+    app = make_app(fake_wechat_server.url, database_uri, WECHAT_PROFILE_MAX_AGE=0)
+    client = app.test_client()
     login(client, user="bob")
     client.get("/wechat/logout")
     fake_wechat.users["bob"].nickname = "新名字🎉"
@@ -210,3 +212,33 @@ def test_full_login_logs_no_secret_code_or_token(
     assert "errcode 40125" in text
     for secret in (DEMO_SECRET, code, account.access_token, account.refresh_token):
         assert secret not in text
+
+
+def test_returning_user_with_a_fresh_profile_costs_one_call(app: Flask, fake_wechat: FakeWeChat) -> None:
+    login(app.test_client(), user="bob")
+    original = fake_wechat.users["bob"].nickname
+    fake_wechat.users["bob"].nickname = "changed"
+    login(app.test_client(), user="bob")
+    assert [r.path for r in fake_wechat.requests] == [
+        "/sns/oauth2/access_token",
+        "/sns/userinfo",
+        "/sns/oauth2/access_token",
+    ]
+    [account] = accounts(app)
+    assert account.nickname == original
+
+
+def test_stale_profile_is_fetched_again(app: Flask, fake_wechat: FakeWeChat) -> None:
+    from datetime import timedelta
+
+    from flask_wechat.models import utcnow
+
+    login(app.test_client(), user="bob")
+    with app.app_context():
+        account = db.session.execute(select(WeChatAccount)).unique().scalar_one()
+        account.profile_updated_at = utcnow() - timedelta(days=2)
+        db.session.commit()
+    fake_wechat.users["bob"].nickname = "changed"
+    login(app.test_client(), user="bob")
+    assert len(fake_wechat.calls("userinfo")) == 2
+    assert accounts(app)[0].nickname == "changed"
