@@ -16,42 +16,61 @@ from urllib.parse import urlsplit
 from . import protocol
 from .errors import ConfigurationError
 
-__all__ = ["DEFAULTS", "FAKE_API_BASE_URL", "Settings", "apply_defaults", "load_settings"]
+__all__ = ["DEFAULTS", "FAKE_API_BASE_URL", "OPTIONS", "Option", "Settings", "apply_defaults", "load_settings"]
 
-#: Documented defaults; ``None`` means "no default" (required, or optional and unset).
-DEFAULTS: Final[Mapping[str, Any]] = {
-    # Official Account credentials (mp.weixin.qq.com -> 开发 -> 基本配置). Required unless WECHAT_FAKE.
-    "WECHAT_APPID": None,
-    "WECHAT_SECRET": None,
-    # snsapi_userinfo asks for consent and yields the profile; snsapi_base is silent, openid only.
-    "WECHAT_SCOPE": protocol.SCOPE_USERINFO,
-    # Language of /sns/userinfo answers: zh_CN, zh_TW or en.
-    "WECHAT_LANG": "zh_CN",
-    # Where the browser is sent (authorize page) and where the server calls (sns APIs).
-    "WECHAT_OPEN_BASE_URL": protocol.DEFAULT_OPEN_BASE_URL,
-    "WECHAT_API_BASE_URL": protocol.DEFAULT_API_BASE_URL,
-    # Seconds to wait for a connection to WeChat, and then for its answer.
-    "WECHAT_CONNECT_TIMEOUT": 3.05,
-    "WECHAT_READ_TIMEOUT": 10.0,
-    # Extra attempts for idempotent calls (refresh, userinfo, auth) after -1 or a network fault.
-    "WECHAT_RETRIES": 2,
-    # Seconds a login started here may take to come back from WeChat (QR codes live 600 s).
-    "WECHAT_STATE_LIFETIME": 600,
-    # Logins started but not finished that the session remembers (several tabs may race).
-    "WECHAT_MAX_PENDING_LOGINS": 8,
-    # Seconds a stored profile counts as fresh: a returning user's login then skips /sns/userinfo.
-    # 0 fetches the profile on every login.
-    "WECHAT_PROFILE_MAX_AGE": 86400,
-    # Passed to Flask-Login's login_user(remember=...).
-    "WECHAT_REMEMBER": False,
-    # Where the blueprint's login, callback and logout views live.
-    "WECHAT_URL_PREFIX": "/wechat",
-    # Where to go after login when no (safe) next was given, and after logout.
-    "WECHAT_DEFAULT_NEXT": "/",
-    # Serve the built-in fake WeChat inside the app (demo and development only).
-    "WECHAT_FAKE": False,
-    "WECHAT_FAKE_PATH": "/_fake_wechat",
-}
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its key, default and what it is for (the docs' reference is built from these)."""
+
+    key: str
+    default: Any
+    help: str
+
+
+#: Every setting, in the order the docs list them. ``None`` means "no default".
+OPTIONS: Final[tuple[Option, ...]] = (
+    Option(
+        "WECHAT_APPID", None, "Official Account AppID (mp.weixin.qq.com, 开发 → 基本配置). Required unless WECHAT_FAKE."
+    ),
+    Option("WECHAT_SECRET", None, "Its AppSecret. Never logged, shown or put in a URL sent to a browser."),
+    Option(
+        "WECHAT_SCOPE",
+        protocol.SCOPE_USERINFO,
+        "snsapi_userinfo asks for consent and yields the profile; snsapi_base is silent and yields the openid only.",
+    ),
+    Option("WECHAT_LANG", "zh_CN", "Language of /sns/userinfo answers: zh_CN, zh_TW or en."),
+    Option("WECHAT_OPEN_BASE_URL", protocol.DEFAULT_OPEN_BASE_URL, "Where the browser is sent (authorize page)."),
+    Option("WECHAT_API_BASE_URL", protocol.DEFAULT_API_BASE_URL, "Where the server calls the sns API."),
+    Option("WECHAT_CONNECT_TIMEOUT", 3.05, "Seconds to wait for a connection to WeChat."),
+    Option("WECHAT_READ_TIMEOUT", 10.0, "Seconds to wait for WeChat's answer."),
+    Option(
+        "WECHAT_RETRIES",
+        2,
+        "Extra attempts, with backoff and jitter, for idempotent calls (refresh, userinfo, auth) after errcode -1 "
+        "or a network fault. The code exchange is never retried.",
+    ),
+    Option("WECHAT_STATE_LIFETIME", 600, "Seconds a started login may take to come back (QR codes live 600 s)."),
+    Option(
+        "WECHAT_MAX_PENDING_LOGINS",
+        8,
+        "Started but unfinished logins kept per session; the newest win, so several tabs can each finish.",
+    ),
+    Option(
+        "WECHAT_PROFILE_MAX_AGE",
+        86400,
+        "Seconds a stored profile counts as fresh: a returning user's login then skips /sns/userinfo. "
+        "0 fetches the profile on every login.",
+    ),
+    Option("WECHAT_REMEMBER", False, "Passed to Flask-Login's login_user(remember=...)."),
+    Option("WECHAT_URL_PREFIX", "/wechat", "Where the blueprint's login, callback and logout views live."),
+    Option("WECHAT_DEFAULT_NEXT", "/", "Where to go after login when no safe next was given, and after logout."),
+    Option("WECHAT_FAKE", False, "Serve the built-in fake WeChat inside the app (demo and development only)."),
+    Option("WECHAT_FAKE_PATH", "/_fake_wechat", "Where the fake WeChat is mounted in fake mode."),
+)
+
+#: ``{key: default}`` of :data:`OPTIONS`.
+DEFAULTS: Final[Mapping[str, Any]] = {option.key: option.default for option in OPTIONS}
 
 #: In fake mode the sns API is answered in-process under this never-resolvable host.
 FAKE_API_BASE_URL: Final = "http://fake-wechat.invalid"

@@ -107,7 +107,7 @@ class WeChatState:
         account = self.store().find(self.settings.appid, token.openid)
         if account is None or account.profile_updated_at is None:
             return True
-        age = (utcnow() - account.profile_updated_at).total_seconds()
+        age: float = (utcnow() - account.profile_updated_at).total_seconds()
         return age >= self.settings.profile_max_age
 
     def _profile(self, token: protocol.Token) -> protocol.UserInfo | None:
