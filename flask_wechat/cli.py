@@ -1,10 +1,40 @@
-"""``flask wechat ...`` commands."""
+"""``flask wechat ...`` commands: check a deployment's settings, manage linked accounts, run the fake.
+
+``check`` exists because a wrong callback host only shows up as WeChat's error page
+10003 on a phone; it prints what WeChat will be sent and what the console must hold.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+
 import click
+from flask import Flask, current_app, url_for
+from flask.cli import ScriptInfo, with_appcontext
+from sqlalchemy import select
+
+from . import config
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .ext import WeChatState
 
 __all__ = ["wechat_cli"]
+
+#: SECRET_KEY values copied from examples and tutorials: anyone can forge sessions with them.
+PLACEHOLDER_SECRET_KEYS: Final = frozenset(
+    {"demo-only-change-me", "change-me", "changeme", "change-this", "dev", "development", "secret", "secret-key"}
+)
+#: Shorter keys can be guessed; Flask's docs suggest ``secrets.token_hex()`` (64 characters).
+MIN_SECRET_KEY_LENGTH: Final = 16
+#: A stand-in for the random state of each login in the previewed authorize link.
+STATE_PLACEHOLDER: Final = "STATE"
+CONSOLE_PATH: Final = "公众号后台 → 设置与开发 → 账号设置 → 功能设置 → 网页授权域名"
 
 
 @click.group("wechat", help="flask-wechat tools.")
@@ -26,3 +56,234 @@ def fake_server(host: str, port: int, rtt_ms: float) -> None:
     from .testing.server import serve_forever
 
     serve_forever(host=host, port=port, request_latency=rtt_ms / 1000, connect_latency=2 * rtt_ms / 1000)
+
+
+# -- check ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Report:
+    """What ``check`` found: facts to show, then warnings and errors."""
+
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def echo(self) -> None:
+        width = max((len(label) for label, _ in self.facts), default=0)
+        for label, value in self.facts:
+            click.echo(f"{label + ':' if label else '':<{width + 1}} {value}")
+        for text in self.warnings:
+            click.echo(f"{click.style('warning', fg='yellow')}: {text}")
+        for text in self.errors:
+            click.echo(f"{click.style('error', fg='red')}: {text}")
+        summary = f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)"
+        click.echo(click.style(summary, fg="red" if self.errors else "green"))
+
+
+def _check_secret_key(app: Flask, report: _Report) -> None:
+    key = app.config.get("SECRET_KEY")
+    if not key:
+        # Without it Flask has no session, and a login cannot even start.
+        report.errors.append("SECRET_KEY is not set: every login fails. Set one random key shared by all workers.")
+    elif str(key) in PLACEHOLDER_SECRET_KEYS:
+        report.warnings.append(f"SECRET_KEY is the placeholder {str(key)!r}: anyone can forge sessions.")
+    elif len(key) < MIN_SECRET_KEY_LENGTH:
+        report.warnings.append(f"SECRET_KEY is shorter than {MIN_SECRET_KEY_LENGTH} characters: use a random one.")
+
+
+def _callback_url(app: Flask, host: str | None, report: _Report) -> str | None:
+    """The callback URL WeChat will be sent, or ``None`` when the host is not known."""
+    scheme = app.config.get("PREFERRED_URL_SCHEME") or "http"
+    if app.config.get("SERVER_NAME"):
+        with app.app_context():
+            return url_for("wechat.callback", _external=True)
+    with app.test_request_context(base_url=f"{scheme}://{host or 'localhost'}"):
+        url = url_for("wechat.callback", _external=True)
+    if host:
+        report.facts.append(("SERVER_NAME", f"not set; previewing host {host} (--host)"))
+        return url
+    report.facts.append(("SERVER_NAME", "not set: the callback host comes from each request's Host header"))
+    report.facts.append(("Callback URL", f"{scheme}://<request host>{urlsplit(url).path}"))
+    report.warnings.append(
+        "SERVER_NAME is not set, so the exact callback URL depends on the request; "
+        "pass --host www.example.com to preview it (behind a proxy, use ProxyFix)."
+    )
+    return None
+
+
+def _check_callback(callback: str, app: Flask, report: _Report) -> None:
+    """Warn about callback URLs the real WeChat refuses (authorize page error 10003)."""
+    parts = urlsplit(callback)
+    hostname = parts.hostname or ""
+    if parts.port is not None:
+        report.warnings.append(
+            f"the callback URL carries port {parts.port}: WeChat redirects only to the default port of the "
+            "console domain (error 10003). Serve it on 443 behind a reverse proxy."
+        )
+    try:
+        ipaddress.ip_address(hostname)
+        is_ip = True
+    except ValueError:
+        is_ip = False
+    if is_ip or hostname == "localhost":
+        report.warnings.append(
+            f"the callback host {hostname} is not a domain: the WeChat console accepts only a registered domain."
+        )
+    if parts.scheme == "http" and not (app.debug or app.testing):
+        report.warnings.append(
+            "the callback URL is http: the code travels in clear text. Use https "
+            "(PREFERRED_URL_SCHEME='https', or ProxyFix behind a TLS proxy)."
+        )
+
+
+def _check(app: Flask, host: str | None) -> _Report:
+    report = _Report()
+    state: WeChatState | None = app.extensions.get("wechat")
+    if state is None:
+        report.errors.append("WeChat is not initialised on this app: call wechat.init_app(app).")
+        return report
+    try:
+        config.load_settings(app.config)
+    except ConfigurationError as exc:
+        report.errors.append(f"configuration changed after init_app and is now invalid: {exc}")
+    settings = state.settings
+    report.facts += [("App", app.import_name), ("AppID", settings.appid), ("Scope", settings.scope)]
+    _check_secret_key(app, report)
+    if str(app.config.get("SESSION_COOKIE_SAMESITE") or "").lower() == "strict":
+        report.warnings.append(
+            "SESSION_COOKIE_SAMESITE is 'Strict': the browser drops the session cookie on WeChat's redirect "
+            "back and every login fails its state check. Use 'Lax'."
+        )
+    if settings.fake:
+        report.facts.append(("Fake WeChat", f"on, mounted at {settings.fake_path}"))
+        report.warnings.append("WECHAT_FAKE is on: anyone can log in as any test user. Never run it in production.")
+    elif (settings.open_base_url, settings.api_base_url) != (
+        config.DEFAULTS["WECHAT_OPEN_BASE_URL"],
+        config.DEFAULTS["WECHAT_API_BASE_URL"],
+    ):
+        report.warnings.append(
+            f"WeChat is replaced by {settings.open_base_url} and {settings.api_base_url}: fine for tests, "
+            "not for production."
+        )
+    callback = _callback_url(app, host, report)
+    if callback is None:
+        return report
+    authorize = state.client.create_authorization_url(callback, state=STATE_PLACEHOLDER)["url"]
+    report.facts += [
+        ("Callback URL", callback),
+        ("Authorize URL", authorize),
+        ("", f"({STATE_PLACEHOLDER} stands for each login's random state)"),
+    ]
+    if not settings.fake:
+        report.facts.append(("Console domain", f"{urlsplit(callback).hostname}   ({CONSOLE_PATH})"))
+        _check_callback(callback, app, report)
+    return report
+
+
+@wechat_cli.command("check")
+@click.option("--host", help="Public host to preview the callback URL with when SERVER_NAME is not set.")
+@click.pass_context
+def check(ctx: click.Context, host: str | None) -> None:
+    """Check the app's WeChat settings and show the URLs WeChat will see.
+
+    Prints the authorize link, the callback URL and the domain to enter in the
+    WeChat console, and warns about settings that break logins in production.
+    Exits with status 1 when there are errors (warnings alone exit 0).
+    """
+    try:
+        # Loaded here rather than by @with_appcontext: a bad WECHAT_* key fails in the
+        # app factory, and that is precisely what this command must report.
+        app = ctx.ensure_object(ScriptInfo).load_app()
+    except ConfigurationError as exc:
+        report = _Report(errors=[f"the app does not start: {exc}"])
+    else:
+        report = _check(app, host)
+    report.echo()
+    if report.errors:
+        ctx.exit(1)
+
+
+# -- accounts ---------------------------------------------------------------------------------
+
+
+def _state() -> WeChatState:
+    state: WeChatState | None = current_app.extensions.get("wechat")
+    if state is None:
+        raise click.ClickException("WeChat is not initialised on this app: call wechat.init_app(app).")
+    return state
+
+
+def _printable(text: str) -> str:
+    """Nicknames may hold raw control characters; never let them drive the terminal."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def _width(text: str) -> int:
+    """Terminal columns ``text`` takes: CJK and emoji take two."""
+    return sum(
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text
+    )
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(_width(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [cell + " " * (width - _width(cell)) for cell, width in zip(row, widths, strict=True)]
+        click.echo("  ".join(cells).rstrip())
+
+
+@wechat_cli.group("accounts")
+def accounts() -> None:
+    """List and unlink stored WeChat accounts (tokens are never shown)."""
+
+
+@accounts.command("list")
+@click.option("--user", "user_id", type=int, help="Only the accounts of this local user id.")
+@with_appcontext
+def list_accounts(user_id: int | None) -> None:
+    """List WeChat accounts: id, user id, appid, openid, unionid, nickname, last update."""
+    state = _state()
+    model = state.account_model
+    query = select(model).order_by(model.id)
+    if user_id is not None:
+        query = query.filter_by(user_id=user_id)
+    rows = [
+        [
+            str(account.id),
+            str(account.user_id),
+            account.appid,
+            account.openid,
+            account.unionid or "-",
+            _printable(account.nickname or "") or "-",
+            account.updated_at.isoformat(timespec="seconds") if account.updated_at else "-",
+        ]
+        for account in state.db.session.execute(query).unique().scalars()
+    ]
+    if not rows:
+        click.echo("No WeChat accounts." if user_id is None else f"User {user_id} has no WeChat accounts.")
+        return
+    _table(["id", "user", "appid", "openid", "unionid", "nickname", "updated"], rows)
+
+
+@accounts.command("unlink")
+@click.argument("account_id", type=int)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def unlink_account(account_id: int, yes: bool) -> None:
+    """Delete the WeChat account ACCOUNT_ID; its local user is kept.
+
+    The next WeChat login of that person creates a new account row, linked to a user
+    of another account with the same unionid if there is one, else to a new user.
+    """
+    state = _state()
+    account: Any = state.db.session.get(state.account_model, account_id)
+    if account is None:
+        raise click.ClickException(f"No WeChat account with id {account_id}.")
+    label = f"account {account.id} ({_printable(account.nickname or '') or 'no nickname'}, openid {account.openid})"
+    if not yes:
+        click.confirm(f"Unlink WeChat {label} from user {account.user_id}?", abort=True)
+    user_id = account.user_id
+    state.db.session.delete(account)
+    state.db.session.commit()
+    click.echo(f"Unlinked WeChat {label}. User {user_id} is kept.")

@@ -1,98 +1,35 @@
-"""The Authlib Flask remote app for WeChat, and where pending logins are kept.
+"""The Authlib Flask remote app for WeChat.
 
 :class:`WeChatApp` is registered through an Authlib Flask ``OAuth`` registry
 (one private registry per Flask app, so an app's own Authlib registry is left
 alone). It adds what WeChat's web auth needs on top of ``FlaskOAuth2App``: the
-``next`` target kept with the state, the callback's checks, and typed userinfo
-and token validation with refresh handled.
+code exchange, and typed userinfo and token validation with refresh handled.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App, OAuth
+from authlib.integrations.flask_client import FlaskOAuth2App, OAuth
 from authlib.oauth2.rfc6749 import OAuth2Token
-from flask import redirect, request, session
+from flask import redirect
 from werkzeug.wrappers import Response
 
 from . import protocol
 from .compliance import KeepAliveAdapter, RetryPolicy, WeChatOAuth2Session
 from .config import Settings
-from .errors import AccessTokenError, AuthorizationDenied, InvalidOpenIdError, StateError
+from .errors import AccessTokenError, InvalidOpenIdError
 
-__all__ = ["PendingLogin", "WeChatApp", "WeChatOAuth", "register_app"]
+__all__ = ["WeChatApp", "WeChatOAuth", "register_app", "token_from_authlib"]
 
 T = TypeVar("T")
-
-#: Session key of the pending logins ([state, expiry, next], oldest first); one key, bounded size.
-STATE_SESSION_KEY = "_wechat_states"
-#: Longest ``code`` the callback passes on; WeChat's are 32 characters.
-MAX_CODE_LENGTH = 512
-
-
-@dataclass(frozen=True)
-class PendingLogin:
-    """What the login view remembered for a state: where to go afterwards."""
-
-    next_url: str
-
-
-class WeChatFrameworkIntegration(FlaskIntegration):  # type: ignore[misc]  # Authlib is untyped
-    """Keeps pending logins in the session: expiring, single-use and bounded.
-
-    Authlib's default never checks a state's expiry, stores the whole authorize URL
-    and lets abandoned attempts pile up in the cookie until it exceeds 4 KB.
-    """
-
-    max_pending = 8
-    clock: Callable[[], float] = staticmethod(time.time)
-
-    def _pending(self) -> list[list[Any]]:
-        """Unexpired ``[state, expiry, next]`` entries, oldest first.
-
-        A list, not a dict: Flask's session serializer sorts dict keys, which would
-        lose which attempt is the newest.
-        """
-        stored = session.get(STATE_SESSION_KEY)
-        if not isinstance(stored, list):
-            return []
-        now = self.clock()
-        return [
-            entry
-            for entry in stored
-            if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[1], (int, float)) and entry[1] > now
-        ]
-
-    def _store(self, pending: list[list[Any]]) -> None:
-        if pending:
-            session[STATE_SESSION_KEY] = pending[-self.max_pending :]
-        else:
-            session.pop(STATE_SESSION_KEY, None)
-
-    def set_state_data(self, sess: Any, state: str, data: dict[str, Any]) -> None:
-        self._store([*self._pending(), [state, int(self.clock()) + self.expires_in, data.get("next", "/")]])
-
-    def get_state_data(self, sess: Any, state: str | None) -> dict[str, Any] | None:
-        found = next((entry for entry in self._pending() if entry[0] == state), None)
-        return None if found is None else {"next": found[2]}
-
-    def clear_state_data(self, sess: Any, state: str | None) -> None:
-        self._store([entry for entry in self._pending() if entry[0] != state])
-
-    def clear_all(self) -> None:
-        """Forget every pending login (logout)."""
-        session.pop(STATE_SESSION_KEY, None)
 
 
 class WeChatOAuth(OAuth):  # type: ignore[misc]  # Authlib is untyped
     """A private Authlib registry for one Flask app's WeChat apps."""
 
     oauth2_client_cls = None  # every registration names its class
-    framework_integration_cls = WeChatFrameworkIntegration
 
     def init_app(self, app: Any, cache: Any = None, fetch_token: Any = None, update_token: Any = None) -> None:
         # Deliberately not super(): that would take over app.extensions[authlib's key]
@@ -112,32 +49,14 @@ class WeChatApp(FlaskOAuth2App):  # type: ignore[misc]  # Authlib is untyped
         self.lang = lang
 
     def authorize_redirect(self, redirect_uri: str | None = None, **kwargs: Any) -> Response:
-        """Send the browser to WeChat, remembering ``next`` (already validated) with the state."""
-        next_url = kwargs.pop("next", "/")
-        rv = self.create_authorization_url(redirect_uri, **kwargs)
-        self.framework.set_state_data(session, rv["state"], {"next": next_url})
-        return redirect(rv["url"])
+        """Send the browser to WeChat's authorize page with the ``state`` the login flow minted."""
+        return redirect(self.create_authorization_url(redirect_uri, **kwargs)["url"])
 
-    def finish_authorization(self) -> tuple[protocol.Token, PendingLogin]:
-        """Check the callback and exchange its code: the state first (CSRF), then the code.
-
-        The state is consumed before WeChat is called, so a replayed callback fails.
-        """
-        state = request.args.get("state", "")
-        code = request.args.get("code", "")
-        if not protocol.is_valid_state(state):
-            raise StateError()
-        data = self.framework.get_state_data(session, state)
-        if data is None:
-            raise StateError()
-        self.framework.clear_state_data(session, state)
-        if not code:
-            raise AuthorizationDenied()
-        if len(code) > MAX_CODE_LENGTH:
-            raise StateError()
+    def exchange_code(self, code: str) -> protocol.Token:
+        """Exchange the callback's code for the user's token (once: codes are single-use)."""
         token = self.fetch_access_token(code=code)
         self.token = token
-        return token_from_authlib(token), PendingLogin(next_url=data["next"])
+        return token_from_authlib(token)
 
     def _call(self, token: dict[str, Any], action: Callable[[WeChatOAuth2Session], T]) -> tuple[T, OAuth2Token]:
         """Run ``action`` on a session holding ``token``; refresh once if WeChat rejects it."""
@@ -242,6 +161,4 @@ def register_app(
             "leeway": 300,
         },
     )
-    app.framework.expires_in = settings.state_lifetime
-    app.framework.max_pending = settings.max_pending_logins
     return app

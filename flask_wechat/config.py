@@ -62,6 +62,17 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "Seconds a stored profile counts as fresh: a returning user's login then skips /sns/userinfo. "
         "0 fetches the profile on every login.",
     ),
+    Option(
+        "WECHAT_STORE_URL",
+        None,
+        "Where workers share login markers and callback outcomes: unset = the app's SQL database "
+        "(table wechat_store), or a redis:// URL (needs the redis package).",
+    ),
+    Option(
+        "WECHAT_RENEW_SESSION",
+        True,
+        "Clear the session when a login completes, so no one can plant a session before it (fixation).",
+    ),
     Option("WECHAT_REMEMBER", False, "Passed to Flask-Login's login_user(remember=...)."),
     Option("WECHAT_URL_PREFIX", "/wechat", "Where the blueprint's login, callback and logout views live."),
     Option("WECHAT_DEFAULT_NEXT", "/", "Where to go after login when no safe next was given, and after logout."),
@@ -96,6 +107,8 @@ class Settings:
     state_lifetime: int
     max_pending_logins: int
     profile_max_age: int
+    store_url: str | None
+    renew_session: bool
     remember: bool
     url_prefix: str
     default_next: str
@@ -142,6 +155,15 @@ def _path(config: Mapping[str, Any], key: str) -> str:
     return value.rstrip("/") or "/"
 
 
+def _store_url(config: Mapping[str, Any]) -> str | None:
+    value = config.get("WECHAT_STORE_URL")
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(f"WECHAT_STORE_URL must be a redis://, rediss:// or unix:// URL, got {value!r}")
+    return value
+
+
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate the app's ``WECHAT_*`` keys; raise :class:`ConfigurationError` naming the bad one."""
     fake = bool(config.get("WECHAT_FAKE"))
@@ -183,6 +205,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         state_lifetime=_number(config, "WECHAT_STATE_LIFETIME", int, 1),
         max_pending_logins=_number(config, "WECHAT_MAX_PENDING_LOGINS", int, 1),
         profile_max_age=_number(config, "WECHAT_PROFILE_MAX_AGE", int, 0),
+        store_url=_store_url(config),
+        renew_session=bool(config.get("WECHAT_RENEW_SESSION")),
         remember=bool(config.get("WECHAT_REMEMBER")),
         url_prefix=_path(config, "WECHAT_URL_PREFIX"),
         default_next=_path(config, "WECHAT_DEFAULT_NEXT"),

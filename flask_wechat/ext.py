@@ -11,16 +11,26 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, current_app, url_for
+from flask import Flask, current_app, g, request, session, url_for
 from flask_login import LoginManager, current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from . import config, protocol, signals
 from .client import WeChatApp, WeChatOAuth, register_app, token_from_authlib
 from .compliance import KeepAliveAdapter, as_authlib_token, redact_transport_logs
-from .errors import ReauthorizationRequired, RefreshTokenError, SnapshotUserError, WeChatError
+from .errors import (
+    ConfigurationError,
+    ReauthorizationRequired,
+    RefreshTokenError,
+    SnapshotUserError,
+    StateError,
+    WeChatError,
+)
+from .flow import LoginFlow, Outcome
+from .loginstate import StateCodec
 from .models import utcnow
-from .storage import AccountStore, Identity
+from .storage import AccountStore, Identity, LoginRecord
+from .store import RedisStore, SharedStore, SQLStore
 from .views import blueprint
 
 __all__ = ["WeChat", "WeChatState"]
@@ -31,6 +41,23 @@ UserFactory = Callable[[Identity], Any]
 
 #: The name of the Official Account web-auth app in the private Authlib registry.
 OA_CLIENT_NAME = "wechat_oa"
+
+
+def _user_agent() -> str:
+    return request.headers.get("User-Agent", "")
+
+
+def _secret_keys(app: Flask) -> list[str | bytes]:
+    """The keys that sign login states: SECRET_KEY first, then Flask's fallbacks."""
+    if not app.secret_key:
+        raise ConfigurationError("SECRET_KEY must be set: it signs the session and the WeChat login state")
+    return [app.secret_key, *(app.config.get("SECRET_KEY_FALLBACKS") or [])]
+
+
+def _shared_store(settings: config.Settings, db: Any) -> SharedStore:
+    if settings.store_url:
+        return RedisStore(settings.store_url)
+    return SQLStore(lambda: db.engine)
 
 
 class WeChatState:
@@ -48,8 +75,9 @@ class WeChatState:
     ) -> None:
         self.extension = extension
         self.settings = settings
-        #: The Authlib remote app; set by ``init_app`` right after this state exists.
+        #: The Authlib remote app and the login flow; set by ``init_app`` right after this state exists.
         self.client: WeChatApp
+        self.flow: LoginFlow
         self.db = db
         self.user_model = user_model
         self.account_model = account_model
@@ -70,14 +98,37 @@ class WeChatState:
 
     def begin_login(self, next_url: str) -> Response:
         """Redirect to WeChat's authorize page; ``next_url`` must already be validated."""
-        callback = url_for("wechat.callback", _external=True)
-        return self.client.authorize_redirect(callback, next=next_url)
+        state = self.flow.begin(next_url, _user_agent())
+        response: Response = self.client.authorize_redirect(url_for("wechat.callback", _external=True), state=state)
+        return response
 
     def complete_login(self) -> str:
         """Finish the login the callback request carries; return where to send the user."""
-        token, pending = self.client.finish_authorization()
+        outcome = self.flow.complete(
+            request.args.get("state", ""), request.args.get("code", ""), _user_agent(), self._exchange
+        )
+        user = self.store().load_user(outcome.user_id, self.settings.appid)
+        if user is None:
+            raise StateError()  # deleted, or marked for re-authorization, since the first hit
+        record: LoginRecord | None = g.pop("_wechat_login_record", None)
+        if self.settings.renew_session:
+            # A login must not inherit a session someone else may have planted (fixation).
+            session.clear()
+        login_user(user, remember=self.settings.remember)
+        signals.logged_in.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            user=user,
+            account=record.account if record else None,
+            new_user=bool(record and record.new_user),
+            new_account=bool(record and record.new_account),
+        )
+        return outcome.next_url
+
+    def _exchange(self, code: str, next_url: str) -> Outcome:
+        """The first hit's work: code -> token -> profile -> stored account and user."""
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         try:
+            token = self.client.exchange_code(code)
             if token.is_snapshot_user:
                 # Virtual identity of WeChat's snapshot page: never stored, never logged in.
                 raise SnapshotUserError()
@@ -94,13 +145,10 @@ class WeChatState:
         except WeChatError as exc:
             signals.login_failed.send(app, error=exc)
             raise
-        login_user(record.user, remember=self.settings.remember)
         if record.new_account:
             signals.account_created.send(app, user=record.user, account=record.account, new_user=record.new_user)
-        signals.logged_in.send(
-            app, user=record.user, account=record.account, new_user=record.new_user, new_account=record.new_account
-        )
-        return pending.next_url
+        g._wechat_login_record = record
+        return Outcome(user_id=str(record.user.id), next_url=next_url)
 
     def _profile_is_stale(self, token: protocol.Token) -> bool:
         """Whether this login should fetch the profile (a returning user's may still be fresh)."""
@@ -125,7 +173,7 @@ class WeChatState:
         """Log the user out and drop the extension's session keys."""
         user = current_user._get_current_object() if current_user.is_authenticated else None
         logout_user()
-        self.client.framework.clear_all()
+        self.flow.forget_pending()
         if user is not None:
             signals.logged_out.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
 
@@ -179,9 +227,15 @@ class WeChat:
         state.client = register_app(
             oauth, OA_CLIENT_NAME, settings, adapter=adapter, update_token=state.save_refreshed_token, mounts=mounts
         )
+        state.flow = LoginFlow(
+            StateCodec(_secret_keys(app), settings.state_lifetime),
+            _shared_store(settings, db),
+            max_pending=settings.max_pending_logins,
+            default_next=settings.default_next,
+        )
         app.extensions["wechat"] = state
         app.register_blueprint(blueprint, url_prefix=settings.url_prefix)
-        self._wire_login_manager(app, db, user_model)
+        self._wire_login_manager(app)
 
     @staticmethod
     def _wire_fake(app: Flask, settings: config.Settings) -> tuple[Any, dict[str, Any]]:
@@ -201,7 +255,7 @@ class WeChat:
         return fake, mounts
 
     @staticmethod
-    def _wire_login_manager(app: Flask, db: Any, user_model: type[Any]) -> None:
+    def _wire_login_manager(app: Flask) -> None:
         manager: LoginManager | None = getattr(app, "login_manager", None)
         if manager is None:
             manager = LoginManager()
@@ -211,10 +265,8 @@ class WeChat:
         if manager._user_callback is None:
 
             def load_user(user_id: str) -> Any:
-                try:
-                    return db.session.get(user_model, int(user_id))
-                except ValueError:
-                    return None
+                state: WeChatState = current_app.extensions["wechat"]
+                return state.store().load_user(user_id, state.settings.appid)
 
             manager.user_loader(load_user)
 

@@ -87,6 +87,8 @@ class WeChatAccountMixin:
     #: WeChat never extends a refresh token: 30 days after the authorization it came from.
     refresh_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     profile_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    #: Set when the refresh token died: the user must go through WeChat again.
+    reauthorization_required: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

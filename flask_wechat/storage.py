@@ -73,6 +73,26 @@ class AccountStore:
         query = select(self.account_model).filter_by(unionid=unionid).order_by(self.account_model.id).limit(1)
         return self.session.execute(query).unique().scalar_one_or_none()
 
+    def load_user(self, user_id: str, appid: str) -> Any | None:
+        """The user for Flask-Login, in one query; ``None`` if unknown or due for re-authorization."""
+        try:
+            key = int(user_id)
+        except (TypeError, ValueError):
+            return None
+        due = (
+            select(self.account_model.id)
+            .where(
+                self.account_model.user_id == self.user_model.id,
+                self.account_model.appid == appid,
+                self.account_model.reauthorization_required.is_(True),
+            )
+            .exists()
+        )
+        row = self.session.execute(select(self.user_model, due).where(self.user_model.id == key)).first()
+        if row is None or row[1]:
+            return None
+        return row[0]
+
     def accounts_of(self, user: Any, appid: str | None = None) -> list[Any]:
         """The user's WeChat accounts, oldest first, optionally in one app."""
         query = select(self.account_model).filter_by(user_id=user.id).order_by(self.account_model.id)
@@ -119,6 +139,7 @@ class AccountStore:
         elif token.refresh_token and token.refresh_token != account.refresh_token:
             # A new authorization starts a new 30-day refresh window.
             account.refresh_token_expires_at = _refresh_deadline()
+        account.reauthorization_required = False
         if identity.unionid:
             account.unionid = identity.unionid
         if identity.userinfo is not None:
@@ -158,6 +179,7 @@ class AccountStore:
         account.refresh_token = None
         account.access_token_expires_at = None
         account.refresh_token_expires_at = None
+        account.reauthorization_required = True
         self.session.commit()
 
     @staticmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
@@ -77,8 +77,9 @@ def test_callback_without_a_known_state_is_refused(
     assert rows(app) == (0, 0)
 
 
-def test_state_from_another_browser_is_refused(app: Flask, fake_wechat: FakeWeChat) -> None:
+def test_state_from_another_browser_with_logins_of_its_own_is_refused(app: Flask, fake_wechat: FakeWeChat) -> None:
     victim, attacker = app.test_client(), app.test_client()
+    start(victim)
     state = start(attacker)
     code = fake_wechat.issue_code(DEMO_APPID, "alice")
     response = victim.get(f"/wechat/callback?code={code}&state={state}")
@@ -86,23 +87,93 @@ def test_state_from_another_browser_is_refused(app: Flask, fake_wechat: FakeWeCh
     assert rows(app) == (0, 0)
 
 
+def test_state_is_bound_to_the_browser_that_started_it(app: Flask, fake_wechat: FakeWeChat) -> None:
+    client = app.test_client()
+    state = start(client)
+    code = fake_wechat.issue_code(DEMO_APPID, "alice")
+    client.delete_cookie("session")
+    response = client.get(f"/wechat/callback?code={code}&state={state}", headers={"User-Agent": "Other/1.0"})
+    assert response.status_code == 400
+    assert fake_wechat.requests == []
+
+
+def test_lost_cookie_still_completes_the_login(app: Flask, fake_wechat: FakeWeChat) -> None:
+    client = app.test_client()
+    state = start(client, "/profile?tab=orders")
+    client.delete_cookie("session")
+    code = fake_wechat.issue_code(DEMO_APPID, "alice")
+    response = client.get(f"/wechat/callback?code={code}&state={state}")
+    assert response.status_code == 302 and response.location == "/profile?tab=orders"
+    assert client.get("/profile").status_code == 200
+    assert rows(app) == (1, 1)
+
+
+def test_lost_cookie_keeps_a_long_next_through_the_shared_store(app: Flask, fake_wechat: FakeWeChat) -> None:
+    client = app.test_client()
+    long_next = "/profile?" + "&".join(f"k{i}=v{i}" for i in range(30))
+    state = start(client, quote(long_next, safe=""))
+    assert len(state) <= 128
+    client.delete_cookie("session")
+    code = fake_wechat.issue_code(DEMO_APPID, "alice")
+    response = client.get(f"/wechat/callback?code={code}&state={state}")
+    assert response.status_code == 302 and response.location == long_next
+
+
 def test_tampered_state_is_refused(app: Flask, client: FlaskClient, fake_wechat: FakeWeChat) -> None:
     state = start(client)
     code = fake_wechat.issue_code(DEMO_APPID, "alice")
-    tampered = state[:-1] + ("A" if state[-1] != "A" else "B")
+    flipped = f"{(int(state[30], 16) + 1) % 16:x}"
+    tampered = state[:30] + flipped + state[31:]
     assert client.get(f"/wechat/callback?code={code}&state={tampered}").status_code == 400
     assert rows(app) == (0, 0)
 
 
-def test_replayed_callback_is_refused_without_calling_wechat(
+def test_double_callback_lands_logged_in_without_calling_wechat_again(
     app: Flask, client: FlaskClient, fake_wechat: FakeWeChat
 ) -> None:
     trip = login(client)
     parts = urlsplit(trip.callback_url)
     again = client.get(f"{parts.path}?{parts.query}")
-    assert again.status_code == 400
+    assert again.status_code == 302 and again.location == "/profile"
+    assert client.get("/profile").status_code == 200
     assert len(fake_wechat.calls("access_token")) == 1
     assert rows(app) == (1, 1)
+
+
+def test_double_callback_after_an_aborted_first_answer(app: Flask, fake_wechat: FakeWeChat) -> None:
+    # The first response never reached the browser: it still has its old cookie.
+    client = app.test_client()
+    state = start(client)
+    with client.session_transaction() as before:
+        saved = dict(before)
+    code = fake_wechat.issue_code(DEMO_APPID, "alice")
+    assert client.get(f"/wechat/callback?code={code}&state={state}").status_code == 302
+    with client.session_transaction() as sess:
+        sess.clear()
+        sess.update(saved)
+    again = client.get(f"/wechat/callback?code={code}&state={state}")
+    assert again.status_code == 302 and again.location == "/profile"
+    assert client.get("/profile").status_code == 200
+    assert len(fake_wechat.calls("access_token")) == 1
+
+
+def test_used_state_with_another_code_is_refused(app: Flask, client: FlaskClient, fake_wechat: FakeWeChat) -> None:
+    state = start(client)
+    first = fake_wechat.issue_code(DEMO_APPID, "alice")
+    assert client.get(f"/wechat/callback?code={first}&state={state}").status_code == 302
+    client.get("/wechat/logout")
+    second = fake_wechat.issue_code(DEMO_APPID, "bob")
+    assert client.get(f"/wechat/callback?code={second}&state={state}").status_code == 400
+    assert len(fake_wechat.calls("access_token")) == 1
+
+
+def test_failed_first_hit_is_replayed_not_retried(app: Flask, client: FlaskClient, fake_wechat: FakeWeChat) -> None:
+    fake_wechat.fail_next("access_token", 40029)
+    trip = login(client)
+    assert trip.response.status_code == 400
+    parts = urlsplit(trip.callback_url)
+    assert client.get(f"{parts.path}?{parts.query}").status_code == 400
+    assert len(fake_wechat.calls("access_token")) == 1
 
 
 def test_used_code_gets_a_page_not_a_crash(
@@ -249,7 +320,7 @@ def test_state_older_than_its_lifetime_is_refused(
     app = make_app(fake_wechat_server.url, database_uri, WECHAT_STATE_LIFETIME=60)
     client = app.test_client()
     state = start(client)
-    app.extensions["wechat"].client.framework.clock = lambda: time.time() + 61
+    app.extensions["wechat"].flow.codec.clock = lambda: time.time() + 61
     code = fake_wechat.issue_code(DEMO_APPID, "alice")
     assert client.get(f"/wechat/callback?code={code}&state={state}").status_code == 400
     assert rows(app) == (0, 0)

@@ -1,15 +1,34 @@
-"""pytest fixtures for testing code against the fake WeChat (registered as a ``pytest11`` plugin)."""
+"""pytest fixtures for testing code against the fake WeChat (registered as a ``pytest11`` plugin).
+
+Installing flask-wechat makes them available in every test suite of the environment:
+
+* ``fake_wechat``: a fresh :class:`~flask_wechat.testing.FakeWeChat` (script users, mint
+  codes, inject errcodes on it);
+* ``fake_wechat_server``: that fake on a loopback port, for apps that call it over HTTP;
+* ``wechat_login``: ``wechat_login(client, "bob")`` logs a Flask test client in as a fake
+  user in one call, with no WeChat round trip.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 from .fake import FakeWeChat
 from .server import FakeWeChatServer
 
-__all__ = ["fake_wechat", "fake_wechat_server"]
+if TYPE_CHECKING:
+    from flask.testing import FlaskClient
+
+__all__ = ["WeChatLogin", "fake_wechat", "fake_wechat_server", "wechat_login"]
+
+
+class WeChatLogin(Protocol):
+    """The callable the ``wechat_login`` fixture returns."""
+
+    def __call__(self, client: FlaskClient, user_key: str = "alice", *, fake: FakeWeChat | None = None) -> Any: ...
 
 
 @pytest.fixture
@@ -23,3 +42,22 @@ def fake_wechat_server(fake_wechat: FakeWeChat) -> Iterator[FakeWeChatServer]:
     """``fake_wechat`` served on a loopback port for the duration of the test."""
     with FakeWeChatServer(fake_wechat) as server:
         yield server
+
+
+@pytest.fixture
+def wechat_login(fake_wechat: FakeWeChat) -> WeChatLogin:
+    """Log a test client in as a fake WeChat user: ``account = wechat_login(client, "bob")``.
+
+    The users come from ``fake`` if given, else from the app's in-app fake
+    (``WECHAT_FAKE``), else from this test's ``fake_wechat`` (so edits to its users show).
+    """
+    # Imported here: the plugin loads in every pytest run, and this pulls in Flask.
+    from .login import login_as
+
+    def login(client: FlaskClient, user_key: str = "alice", *, fake: FakeWeChat | None = None) -> Any:
+        if fake is None:
+            in_app = getattr(client.application.extensions.get("wechat"), "fake", None)
+            fake = in_app if in_app is not None else fake_wechat
+        return login_as(client, user_key, fake=fake)
+
+    return login
