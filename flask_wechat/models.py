@@ -106,6 +106,8 @@ class WeChatAccountMixin:
         return (
             UniqueConstraint("appid", "openid", name=f"uq_{table}_appid_openid"),
             Index(f"ix_{table}_unionid", "unionid"),
+            # Nicknames carry 4-byte emoji; MySQL's legacy "utf8" cannot store them.
+            {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"},
         )
 
     def __repr__(self) -> str:

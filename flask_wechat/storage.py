@@ -13,8 +13,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session, scoped_session
 
 from . import protocol
 from .models import utcnow
@@ -47,6 +47,18 @@ class LoginRecord:
     new_user: bool
 
 
+#: Tries of a login's transaction when it loses a race with a concurrent one.
+_ATTEMPTS = 4
+
+
+def _lost_a_race(exc: DBAPIError) -> bool:
+    """A unique-key clash, deadlock or serialization failure: the same work may now succeed."""
+    if isinstance(exc, IntegrityError):
+        return True
+    text = str(exc.orig).lower()
+    return "deadlock" in text or "serializ" in text or "lock wait timeout" in text
+
+
 def _timestamp(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
 
@@ -58,7 +70,9 @@ def _refresh_deadline() -> datetime:
 class AccountStore:
     """Account persistence for one app's user and account models."""
 
-    def __init__(self, session: Session, user_model: type[Any], account_model: type[Any]) -> None:
+    def __init__(
+        self, session: Session | scoped_session[Session], user_model: type[Any], account_model: type[Any]
+    ) -> None:
         self.session = session
         self.user_model = user_model
         self.account_model = account_model
@@ -108,16 +122,32 @@ class AccountStore:
         Two first logins of one person may race; the unique ``(appid, openid)`` makes
         the loser fail, and its retry then finds the winner's row.
         """
+        for attempt in range(_ATTEMPTS):
+            try:
+                record = self._record_login(identity, token, create_user)
+                self._commit_keeping_objects()
+                return record
+            except DBAPIError as exc:
+                self.session.rollback()
+                if attempt == _ATTEMPTS - 1 or not _lost_a_race(exc):
+                    raise
+                log.info("concurrent login of one WeChat user (%s); retrying", type(exc.orig).__name__)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _commit_keeping_objects(self) -> None:
+        """Commit without expiring the objects just written.
+
+        Reading ``record.user.id`` after a normal commit would reload it and hold a
+        pooled connection for the rest of the request, while the login still needs
+        one for the shared store: under load that starves the pool.
+        """
+        session = self.session() if isinstance(self.session, scoped_session) else self.session
+        expire = session.expire_on_commit
+        session.expire_on_commit = False
         try:
-            record = self._record_login(identity, token, create_user)
-            self.session.commit()
-            return record
-        except IntegrityError:
-            self.session.rollback()
-            log.info("concurrent first login of one WeChat user; using the row that won")
-            record = self._record_login(identity, token, create_user)
-            self.session.commit()
-            return record
+            session.commit()
+        finally:
+            session.expire_on_commit = expire
 
     def _record_login(
         self, identity: Identity, token: protocol.Token, create_user: Callable[[Identity], Any]
