@@ -73,6 +73,12 @@ OPTIONS: Final[tuple[Option, ...]] = (
         True,
         "Clear the session when a login completes, so no one can plant a session before it (fixation).",
     ),
+    Option(
+        "WECHAT_TOKEN_KEYS",
+        None,
+        "Fernet keys (a list, or one comma-separated string) to encrypt stored tokens; the first encrypts, "
+        "all decrypt, so a new key goes first. Unset: tokens are stored as they come. Needs cryptography.",
+    ),
     Option("WECHAT_REMEMBER", False, "Passed to Flask-Login's login_user(remember=...)."),
     Option("WECHAT_URL_PREFIX", "/wechat", "Where the blueprint's login, callback and logout views live."),
     Option("WECHAT_DEFAULT_NEXT", "/", "Where to go after login when no safe next was given, and after logout."),
@@ -108,6 +114,7 @@ class Settings:
     max_pending_logins: int
     profile_max_age: int
     store_url: str | None
+    token_keys: tuple[str, ...]
     renew_session: bool
     remember: bool
     url_prefix: str
@@ -164,6 +171,16 @@ def _store_url(config: Mapping[str, Any]) -> str | None:
     return value
 
 
+def _token_keys(config: Mapping[str, Any]) -> tuple[str, ...]:
+    value = config.get("WECHAT_TOKEN_KEYS")
+    if value in (None, "", [], ()):
+        return ()
+    keys = value.split(",") if isinstance(value, str) else value
+    if not isinstance(keys, (list, tuple)) or not all(isinstance(key, (str, bytes)) and key for key in keys):
+        raise ConfigurationError("WECHAT_TOKEN_KEYS must be a list of Fernet keys or one comma-separated string")
+    return tuple(key.decode() if isinstance(key, bytes) else key.strip() for key in keys)
+
+
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate the app's ``WECHAT_*`` keys; raise :class:`ConfigurationError` naming the bad one."""
     fake = bool(config.get("WECHAT_FAKE"))
@@ -206,6 +223,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         max_pending_logins=_number(config, "WECHAT_MAX_PENDING_LOGINS", int, 1),
         profile_max_age=_number(config, "WECHAT_PROFILE_MAX_AGE", int, 0),
         store_url=_store_url(config),
+        token_keys=_token_keys(config),
         renew_session=bool(config.get("WECHAT_RENEW_SESSION")),
         remember=bool(config.get("WECHAT_REMEMBER")),
         url_prefix=_path(config, "WECHAT_URL_PREFIX"),

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 from . import config, protocol, signals
 from .client import WeChatApp, WeChatOAuth, register_app, token_from_authlib
 from .compliance import KeepAliveAdapter, as_authlib_token, redact_transport_logs
+from .crypto import TokenCipher
 from .errors import (
     ConfigurationError,
     ReauthorizationRequired,
@@ -84,10 +85,11 @@ class WeChatState:
         self.adapter = adapter
         #: The in-app fake WeChat when ``WECHAT_FAKE`` is on, else ``None``.
         self.fake = fake
+        self.cipher = TokenCipher(settings.token_keys) if settings.token_keys else None
 
     def store(self) -> AccountStore:
         """Account persistence bound to the current database session."""
-        return AccountStore(self.db.session, self.user_model, self.account_model)
+        return AccountStore(self.db.session, self.user_model, self.account_model, self.cipher)
 
     def save_refreshed_token(self, token: dict[str, Any], refresh_token: Any = None, access_token: Any = None) -> None:
         """Authlib's ``update_token`` hook: persist a refreshed token on its account."""
@@ -321,6 +323,13 @@ class WeChat:
             raise ReauthorizationRequired() from None
         store.save_profile(account, userinfo)
         return userinfo
+
+    def rotate_token_keys(self) -> int:
+        """Re-encrypt every stored token with the first of ``WECHAT_TOKEN_KEYS``; return the count.
+
+        Run it after putting a new key first; drop the old key once it returns.
+        """
+        return self._state().store().rotate_token_keys()
 
     def validate(self, account: Any) -> bool:
         """Whether WeChat still accepts the account's access token (``/sns/auth``)."""

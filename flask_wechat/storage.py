@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, scoped_session
 
 from . import protocol
+from .crypto import TokenCipher
 from .models import utcnow
 
 __all__ = ["AccountStore", "Identity", "LoginRecord"]
@@ -71,11 +72,16 @@ class AccountStore:
     """Account persistence for one app's user and account models."""
 
     def __init__(
-        self, session: Session | scoped_session[Session], user_model: type[Any], account_model: type[Any]
+        self,
+        session: Session | scoped_session[Session],
+        user_model: type[Any],
+        account_model: type[Any],
+        cipher: TokenCipher | None = None,
     ) -> None:
         self.session = session
         self.user_model = user_model
         self.account_model = account_model
+        self.cipher = cipher
 
     def find(self, appid: str, openid: str) -> Any | None:
         """The account of ``openid`` in ``appid``, or ``None``."""
@@ -166,7 +172,7 @@ class AccountStore:
             account = self.account_model(appid=identity.appid, openid=identity.openid, user=user)
             self.session.add(account)
             account.refresh_token_expires_at = _refresh_deadline()
-        elif token.refresh_token and token.refresh_token != account.refresh_token:
+        elif token.refresh_token and token.refresh_token != self._open(account.refresh_token):
             # A new authorization starts a new 30-day refresh window.
             account.refresh_token_expires_at = _refresh_deadline()
         account.reauthorization_required = False
@@ -185,10 +191,18 @@ class AccountStore:
             account.unionid = info.unionid
         account.profile_updated_at = utcnow()
 
+    def _seal(self, value: str) -> str:
+        return self.cipher.seal(value) if self.cipher else value
+
+    def _open(self, stored: str | None) -> str | None:
+        if not stored:
+            return None
+        return self.cipher.open(stored) if self.cipher else stored
+
     def _apply_token(self, account: Any, token: protocol.Token) -> None:
-        account.access_token = token.access_token
+        account.access_token = self._seal(token.access_token)
         if token.refresh_token:
-            account.refresh_token = token.refresh_token
+            account.refresh_token = self._seal(token.refresh_token)
         account.access_token_expires_at = _timestamp(token.expires_at)
         if token.scope:
             account.scope = token.scope
@@ -212,16 +226,16 @@ class AccountStore:
         account.reauthorization_required = True
         self.session.commit()
 
-    @staticmethod
-    def authlib_token(account: Any) -> dict[str, Any] | None:
-        """The stored token in Authlib's shape, or ``None`` when there is none."""
-        if not account.access_token:
+    def authlib_token(self, account: Any) -> dict[str, Any] | None:
+        """The stored token in Authlib's shape, or ``None`` when there is none (or no key opens it)."""
+        access_token = self._open(account.access_token)
+        if not access_token:
             return None
         expires = account.access_token_expires_at
         token: dict[str, Any] = {
-            "access_token": account.access_token,
+            "access_token": access_token,
             "token_type": "bearer",
-            "refresh_token": account.refresh_token or "",
+            "refresh_token": self._open(account.refresh_token) or "",
             "openid": account.openid,
             "scope": account.scope,
             "expires_at": int(expires.timestamp()) if expires else 0,
@@ -229,6 +243,29 @@ class AccountStore:
         if account.unionid:
             token["unionid"] = account.unionid
         return token
+
+    def rotate_token_keys(self, batch: int = 500) -> int:
+        """Re-seal every stored token with the first key; return how many accounts changed."""
+        if self.cipher is None:
+            return 0
+        changed, last_id = 0, 0
+        while True:
+            query = (
+                select(self.account_model)
+                .where(self.account_model.id > last_id, self.account_model.access_token.is_not(None))
+                .order_by(self.account_model.id)
+                .limit(batch)
+            )
+            accounts = list(self.session.execute(query).unique().scalars())
+            if not accounts:
+                return changed
+            for account in accounts:
+                account.access_token = self.cipher.rotate(account.access_token)
+                if account.refresh_token:
+                    account.refresh_token = self.cipher.rotate(account.refresh_token)
+                last_id = account.id
+            changed += len(accounts)
+            self.session.commit()
 
     @staticmethod
     def refresh_window_open(account: Any, now: datetime | None = None) -> bool:

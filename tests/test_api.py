@@ -115,7 +115,6 @@ def test_accounts_of_a_user(app: Flask, logged_in: FakeWeChat) -> None:
 
 
 def test_refresh_inside_an_own_authlib_call_is_persisted(app: Flask, logged_in: FakeWeChat) -> None:
-    from flask_wechat.storage import AccountStore
 
     wechat = app.extensions["test_wechat"]
     with app.app_context():
@@ -124,7 +123,7 @@ def test_refresh_inside_an_own_authlib_call_is_persisted(app: Flask, logged_in: 
         logged_in.expire_access_tokens()
         account.access_token_expires_at = utcnow() - timedelta(seconds=1)
         db.session.commit()
-        response = wechat.client.get("sns/userinfo", token=AccountStore.authlib_token(account))
+        response = wechat.client.get("sns/userinfo", token=app.extensions["wechat"].store().authlib_token(account))
         assert response.status_code == 200
         db.session.expire_all()
         fresh = stored(app)
