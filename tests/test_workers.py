@@ -1,0 +1,110 @@
+"""Several gunicorn workers behave as one: a login started on one worker finishes on another.
+
+Needs PostgreSQL (FLASK_WECHAT_TEST_POSTGRES_URL, set by ``.ci/run``); the only secret the
+workers share is SECRET_KEY.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from examples.app import User, WeChatAccount, create_app, db
+from flask_wechat.store import store_table
+from flask_wechat.testing.server import FakeWeChatServer
+
+from .conftest import visit_wechat
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def postgres_url() -> str:
+    url = os.environ.get("FLASK_WECHAT_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("FLASK_WECHAT_TEST_POSTGRES_URL must be set in CI")
+        pytest.skip("FLASK_WECHAT_TEST_POSTGRES_URL is not set")
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+    for _ in range(100):
+        if process.poll() is not None:
+            raise RuntimeError("gunicorn exited early")
+        try:
+            requests.get(url, timeout=5)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError("gunicorn did not start")
+
+
+def test_logins_spread_over_four_workers_all_succeed(tmp_path: Path, fake_wechat_server: FakeWeChatServer) -> None:
+    database = postgres_url()
+    setup = create_app({"SQLALCHEMY_DATABASE_URI": database, "WECHAT_API_BASE_URL": fake_wechat_server.url})
+    with setup.app_context():
+        db.drop_all()
+        store_table.drop(db.engine, checkfirst=True)
+        db.create_all()
+        db.engine.dispose()
+
+    port, access_log = free_port(), tmp_path / "access.log"
+    env = {
+        **os.environ,
+        "FLASK_SECRET_KEY": "one-key-shared-by-every-worker",
+        "FLASK_SQLALCHEMY_DATABASE_URI": database,
+        "FLASK_WECHAT_OPEN_BASE_URL": fake_wechat_server.url,
+        "FLASK_WECHAT_API_BASE_URL": fake_wechat_server.url,
+    }
+    command = [sys.executable, "-m", "gunicorn", "--workers", "4", "--bind", f"127.0.0.1:{port}"]
+    command += ["--access-logfile", str(access_log), "--access-logformat", "%(p)s %({x-login-id}i)s %(U)s %(s)s"]
+    server = subprocess.Popen([*command, "examples.app:create_app()"], cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base + "/", server)
+
+        def one_login(n: int) -> int:
+            with requests.Session() as browser:
+                browser.headers["X-Login-Id"] = str(n)
+                start = browser.get(f"{base}/profile", allow_redirects=False, timeout=30)
+                to_wechat = browser.get(base + start.headers["Location"], allow_redirects=False, timeout=30)
+                answer = visit_wechat(to_wechat.headers["Location"], ["alice", "bob", "carol"][n % 3])
+                done = browser.get(answer.headers["Location"], timeout=30)
+                return done.status_code if done.url == f"{base}/profile" else -done.status_code
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(one_login, range(40)))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    assert statuses == [200] * 40
+    served_by: dict[str, dict[str, str]] = defaultdict(dict)
+    for line in access_log.read_text().splitlines():
+        pid, login_id, path, _status = line.split(" ")
+        if login_id.isdigit():
+            served_by[login_id][path] = pid
+    assert len(served_by) == 40
+    assert len({pid for paths in served_by.values() for pid in paths.values()}) >= 2
+    crossed = [n for n, paths in served_by.items() if paths["/wechat/login"] != paths["/wechat/callback"]]
+    assert crossed, "no login started on one worker and finished on another"
+    with setup.app_context():
+        assert db.session.execute(select(func.count()).select_from(User)).scalar_one() == 3
+        assert db.session.execute(select(func.count()).select_from(WeChatAccount)).scalar_one() == 3
+        db.engine.dispose()
