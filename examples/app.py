@@ -1,11 +1,14 @@
 """The flask-wechat demo: a public page and a profile behind ``@login_required``.
 
-Without ``WECHAT_APPID`` it runs against the built-in fake WeChat on SQLite::
+Without any WeChat AppID configured it runs against the built-in fake WeChat on SQLite,
+with all three apps (Official Account, website QR, mini program)::
 
     flask --app examples/app.py run
 
-With a real Official Account, set ``FLASK_WECHAT_APPID`` and ``FLASK_WECHAT_SECRET``
-(Flask reads ``FLASK_``-prefixed environment variables into the config).
+With real apps, set ``FLASK_WECHAT_APPID``/``FLASK_WECHAT_SECRET`` (Official Account),
+``FLASK_WECHAT_OPEN_APPID``/``FLASK_WECHAT_OPEN_SECRET`` (website QR) and/or
+``FLASK_WECHAT_MINIPROGRAM_APPID``/``..._SECRET`` (Flask reads ``FLASK_``-prefixed
+environment variables into the config).
 """
 
 from __future__ import annotations
@@ -51,11 +54,19 @@ PAGE = """<!doctype html>
     <dt>openid</dt><dd id="openid">{{ account.openid }}</dd>
     <dt>unionid</dt><dd id="unionid">{{ account.unionid or "-" }}</dd>
   </dl>
+  <h2>WeChat apps you used</h2>
+  <table id="accounts">
+    <tr><th>AppID</th><th>openid</th><th>nickname</th></tr>
+    {% for a in accounts %}<tr><td>{{ a.appid }}</td><td>{{ a.openid }}</td><td>{{ a.nickname }}</td></tr>{% endfor %}
+  </table>
+  <p><a id="bind" href="{{ url_for('wechat.bind', next=url_for('profile')) }}">Link WeChat in another app</a></p>
   <form method="post" action="{{ url_for('wechat.logout') }}"><button id="logout">Log out</button></form>
 {% else %}
   <h1>flask-wechat demo</h1>
   <p>This page is public.
-     <a id="profile-link" href="{{ url_for('profile') }}">Your profile</a> needs a WeChat login.</p>
+     <a id="profile-link" href="{{ url_for('profile') }}">Your profile</a> needs a WeChat login: inside WeChat
+     through the Official Account, on a desktop browser by QR code.</p>
+  <p><a id="qr-link" href="{{ url_for('wechat.qr', next=url_for('profile')) }}">Scan a QR code on this site</a></p>
 {% endif %}
 </body></html>"""
 
@@ -71,7 +82,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     app.config.from_prefixed_env()
     app.config.update(test_config or {})
-    if not app.config.get("WECHAT_APPID"):
+    if not any(app.config.get(key) for key in ("WECHAT_APPID", "WECHAT_OPEN_APPID", "WECHAT_MINIPROGRAM_APPID")):
+        # No WeChat app configured: every flow runs against the built-in fake WeChat.
         app.config["WECHAT_FAKE"] = True
 
     db.init_app(app)
@@ -79,14 +91,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     with app.app_context():
         db.create_all()
 
+    def page() -> str:
+        if not current_user.is_authenticated:
+            return render_template_string(PAGE, account=None)
+        accounts = wechat.accounts(current_user)
+        return render_template_string(PAGE, account=wechat.account(current_user), accounts=accounts, user=current_user)
+
     @app.get("/")
     def index() -> str:
-        account = wechat.account(current_user) if current_user.is_authenticated else None
-        return render_template_string(PAGE, account=account, user=current_user)
+        return page()
 
     @app.get("/profile")
     @login_required
     def profile() -> str:
-        return render_template_string(PAGE, account=wechat.account(current_user), user=current_user)
+        return page()
 
     return app

@@ -9,6 +9,7 @@ code exchange, and typed userinfo and token validation with refresh handled.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from authlib.integrations.flask_client import FlaskOAuth2App, OAuth
@@ -18,10 +19,18 @@ from werkzeug.wrappers import Response
 
 from . import protocol
 from .compliance import KeepAliveAdapter, RetryPolicy, WeChatOAuth2Session
-from .config import Settings
+from .config import Credentials, Settings
 from .errors import AccessTokenError, InvalidOpenIdError
 
-__all__ = ["WeChatApp", "WeChatOAuth", "register_app", "token_from_authlib"]
+__all__ = [
+    "MiniProgramClient",
+    "WeChatApp",
+    "WeChatOAuth",
+    "WebFlow",
+    "register_app",
+    "token_from_authlib",
+    "web_flows",
+]
 
 T = TypeVar("T")
 
@@ -126,39 +135,84 @@ def token_from_authlib(token: dict[str, Any]) -> protocol.Token:
     )
 
 
+@dataclass(frozen=True)
+class WebFlow:
+    """A browser login flow: which WeChat app, which authorize page, which scope."""
+
+    name: str
+    #: Goes into the login state, so a callback refuses states minted for another flow.
+    flow_id: int
+    credentials: Credentials
+    authorize_path: str
+    scope: str
+
+
+def web_flows(settings: Settings) -> dict[str, WebFlow]:
+    """The browser flows the settings configure: ``oa`` (inside WeChat) and ``qr`` (desktop)."""
+    flows: dict[str, WebFlow] = {}
+    if settings.official_account:
+        flows["oa"] = WebFlow("oa", 0, settings.official_account, protocol.OA_AUTHORIZE_PATH, settings.scope)
+    if settings.website:
+        flows["qr"] = WebFlow("qr", 1, settings.website, protocol.QRCONNECT_PATH, protocol.SCOPE_LOGIN)
+    return flows
+
+
 def register_app(
     oauth: WeChatOAuth,
-    name: str,
+    flow: WebFlow,
     settings: Settings,
     *,
     adapter: KeepAliveAdapter,
     update_token: Callable[..., None],
     mounts: dict[str, Any] | None = None,
 ) -> WeChatApp:
-    """Register the Official Account web-auth app in ``oauth`` and return it.
+    """Register ``flow``'s remote app in ``oauth`` (as ``wechat_<flow>``) and return it.
 
     ``update_token(token, refresh_token=None, access_token=None)`` is Authlib's hook,
     called with every refreshed token so it can be persisted.
     """
     app: WeChatApp = oauth.register(
-        name,
+        f"wechat_{flow.name}",
         client_cls=WeChatApp,
         update_token=update_token,
-        client_id=settings.appid,
-        client_secret=settings.secret,
-        authorize_url=settings.open_base_url + protocol.OA_AUTHORIZE_PATH,
+        client_id=flow.credentials.appid,
+        client_secret=flow.credentials.secret,
+        authorize_url=settings.open_base_url + flow.authorize_path,
         access_token_url=settings.api_base_url + protocol.TOKEN_PATH,
         refresh_token_url=settings.api_base_url + protocol.REFRESH_PATH,
         api_base_url=settings.api_base_url,
         lang=settings.lang,
         client_kwargs={
-            "scope": settings.scope,
-            "default_timeout": (settings.connect_timeout, settings.read_timeout),
-            "adapter": adapter,
-            "mounts": mounts or {},
-            "retry": RetryPolicy(retries=settings.retries),
+            "scope": flow.scope,
+            **session_options(settings, adapter, mounts),
             # Refresh a little before WeChat's 7200 s are up.
             "leeway": 300,
         },
     )
     return app
+
+
+def session_options(settings: Settings, adapter: KeepAliveAdapter, mounts: dict[str, Any] | None) -> dict[str, Any]:
+    """What every WeChat session gets: the shared pool, timeouts and the retry policy."""
+    return {
+        "default_timeout": (settings.connect_timeout, settings.read_timeout),
+        "adapter": adapter,
+        "mounts": mounts or {},
+        "retry": RetryPolicy(retries=settings.retries),
+    }
+
+
+class MiniProgramClient:
+    """``/sns/jscode2session`` for a mini program: not OAuth, but the same pool and rules."""
+
+    def __init__(self, credentials: Credentials, api_base_url: str, options: dict[str, Any]) -> None:
+        self.credentials = credentials
+        self.url = api_base_url + protocol.JSCODE2SESSION_PATH
+        self._options = options
+
+    def code_to_session(self, js_code: str) -> protocol.MiniProgramSession:
+        """Exchange a ``wx.login()`` code; never retried (the code is single-use)."""
+        query = protocol.jscode2session_query(self.credentials.appid, self.credentials.secret, js_code)
+        with WeChatOAuth2Session(**self._options) as session:
+            data = session.get_json(self.url, query, endpoint=protocol.JSCODE2SESSION_PATH, withhold_token=True)
+        return protocol.MiniProgramSession.from_response(data)

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from . import protocol
 from .errors import ConfigurationError
 
-__all__ = ["DEFAULTS", "FAKE_API_BASE_URL", "OPTIONS", "Option", "Settings", "apply_defaults", "load_settings"]
+__all__ = [
+    "DEFAULTS",
+    "FAKE_API_BASE_URL",
+    "OPTIONS",
+    "Credentials",
+    "Option",
+    "Settings",
+    "apply_defaults",
+    "load_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -31,9 +40,20 @@ class Option:
 #: Every setting, in the order the docs list them. ``None`` means "no default".
 OPTIONS: Final[tuple[Option, ...]] = (
     Option(
-        "WECHAT_APPID", None, "Official Account AppID (mp.weixin.qq.com, 开发 → 基本配置). Required unless WECHAT_FAKE."
+        "WECHAT_APPID",
+        None,
+        "Official Account AppID (mp.weixin.qq.com, 开发 → 基本配置): web authorization inside WeChat. "
+        "At least one of the three apps must be configured (all three in WECHAT_FAKE mode).",
     ),
     Option("WECHAT_SECRET", None, "Its AppSecret. Never logged, shown or put in a URL sent to a browser."),
+    Option(
+        "WECHAT_OPEN_APPID",
+        None,
+        "Open Platform website app AppID (open.weixin.qq.com, 网站应用): QR login on desktop browsers.",
+    ),
+    Option("WECHAT_OPEN_SECRET", None, "Its AppSecret."),
+    Option("WECHAT_MINIPROGRAM_APPID", None, "Mini program AppID: the JSON login endpoint for wx.login() codes."),
+    Option("WECHAT_MINIPROGRAM_SECRET", None, "Its AppSecret."),
     Option(
         "WECHAT_SCOPE",
         protocol.SCOPE_USERINFO,
@@ -82,12 +102,30 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("WECHAT_REMEMBER", False, "Passed to Flask-Login's login_user(remember=...)."),
     Option("WECHAT_URL_PREFIX", "/wechat", "Where the blueprint's login, callback and logout views live."),
     Option("WECHAT_DEFAULT_NEXT", "/", "Where to go after login when no safe next was given, and after logout."),
+    Option(
+        "WECHAT_QR_SCRIPT_URL",
+        None,
+        "wxLogin.js for the embedded QR code; unset: WeChat's own, or the stand-in's when the open base URL "
+        "points elsewhere.",
+    ),
+    Option(
+        "WECHAT_MINIPROGRAM_AUTH",
+        "cookie",
+        "How a mini program stays logged in: 'cookie' (the Flask-Login session cookie) or 'token' "
+        "(a signed bearer token in the JSON answer, sent back as 'Authorization: Bearer ...').",
+    ),
+    Option("WECHAT_MINIPROGRAM_TOKEN_MAX_AGE", 7 * 24 * 3600, "Seconds a mini-program bearer token stays valid."),
     Option("WECHAT_FAKE", False, "Serve the built-in fake WeChat inside the app (demo and development only)."),
     Option("WECHAT_FAKE_PATH", "/_fake_wechat", "Where the fake WeChat is mounted in fake mode."),
 )
 
 #: ``{key: default}`` of :data:`OPTIONS`.
 DEFAULTS: Final[Mapping[str, Any]] = {option.key: option.default for option in OPTIONS}
+
+#: wxLogin.js as WeChat serves it.
+DEFAULT_QR_SCRIPT_URL: Final = "https://res.wx.qq.com/connect/zh_CN/htmledition/js/wxLogin.js"
+QR_SCRIPT_PATH: Final = "/connect/zh_CN/htmledition/js/wxLogin.js"
+MINIPROGRAM_AUTH_MODES: Final = frozenset({"cookie", "token"})
 
 #: In fake mode the sns API is answered in-process under this never-resolvable host.
 FAKE_API_BASE_URL: Final = "http://fake-wechat.invalid"
@@ -98,11 +136,20 @@ _APPID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
+class Credentials:
+    """One WeChat app's AppID and AppSecret."""
+
+    appid: str
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     """The validated ``WECHAT_*`` settings of one Flask app."""
 
-    appid: str
-    secret: str
+    official_account: Credentials | None
+    website: Credentials | None
+    miniprogram: Credentials | None
     scope: str
     lang: str
     open_base_url: str
@@ -121,10 +168,20 @@ class Settings:
     default_next: str
     fake: bool
     fake_path: str
+    qr_script_url: str
+    miniprogram_auth: str
+    miniprogram_token_max_age: int
 
     def __repr__(self) -> str:
-        # The secret stays out: reprs end up in logs and tracebacks.
-        return f"Settings(appid={self.appid!r}, scope={self.scope!r}, api={self.api_base_url!r}, fake={self.fake})"
+        # Secrets stay out: reprs end up in logs and tracebacks.
+        apps = [c.appid for c in (self.official_account, self.website, self.miniprogram) if c]
+        return f"Settings(apps={apps!r}, scope={self.scope!r}, api={self.api_base_url!r}, fake={self.fake})"
+
+    @property
+    def appid(self) -> str:
+        """The AppID of the web flow used by default: the Official Account's, else the website app's."""
+        web = self.official_account or self.website
+        return web.appid if web else ""
 
 
 def apply_defaults(config: MutableMapping[str, Any]) -> None:
@@ -181,21 +238,61 @@ def _token_keys(config: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(key.decode() if isinstance(key, bytes) else key.strip() for key in keys)
 
 
+def _demo_credentials(config: Mapping[str, Any]) -> dict[str, str]:
+    """Fake mode: the fake WeChat's demo apps fill in every app the config leaves out."""
+    from .testing import accounts as demo
+
+    demo_apps = {
+        "WECHAT": (demo.DEMO_APPID, demo.DEMO_SECRET),
+        "WECHAT_OPEN": (demo.DEMO_OPEN_APPID, demo.DEMO_OPEN_SECRET),
+        "WECHAT_MINIPROGRAM": (demo.DEMO_MINIPROGRAM_APPID, demo.DEMO_MINIPROGRAM_SECRET),
+    }
+    filled: dict[str, str] = {}
+    for prefix, (appid, secret) in demo_apps.items():
+        if not config.get(f"{prefix}_APPID"):
+            filled[f"{prefix}_APPID"], filled[f"{prefix}_SECRET"] = appid, secret
+    return filled
+
+
+def _credentials(config: Mapping[str, Any], prefix: str) -> Credentials | None:
+    appid, secret = config.get(f"{prefix}_APPID"), config.get(f"{prefix}_SECRET")
+    if appid in (None, "") and secret in (None, ""):
+        return None
+    if appid in (None, ""):
+        raise ConfigurationError(f"{prefix}_APPID must be set to a non-empty string when {prefix}_SECRET is set")
+    if not isinstance(appid, str) or not _APPID_PATTERN.fullmatch(appid):
+        raise ConfigurationError(f"{prefix}_APPID must be 1-64 letters, digits, '_' or '-', got {appid!r}")
+    if not isinstance(secret, str) or not secret.strip():
+        raise ConfigurationError(f"{prefix}_SECRET must be set to a non-empty string when {prefix}_APPID is set")
+    return Credentials(appid, secret.strip())
+
+
+def _qr_script_url(config: Mapping[str, Any], open_base_url: str) -> str:
+    explicit = config.get("WECHAT_QR_SCRIPT_URL")
+    if explicit:
+        if not isinstance(explicit, str) or urlsplit(explicit).scheme not in ("http", "https", ""):
+            raise ConfigurationError(f"WECHAT_QR_SCRIPT_URL must be an http(s) URL or a path, got {explicit!r}")
+        return explicit
+    if open_base_url == protocol.DEFAULT_OPEN_BASE_URL:
+        return DEFAULT_QR_SCRIPT_URL
+    return open_base_url + QR_SCRIPT_PATH
+
+
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate the app's ``WECHAT_*`` keys; raise :class:`ConfigurationError` naming the bad one."""
     fake = bool(config.get("WECHAT_FAKE"))
     if fake:
-        from .testing.fake import DEMO_APPID, DEMO_SECRET
-
-        appid = config.get("WECHAT_APPID") or DEMO_APPID
-        secret = config.get("WECHAT_SECRET") or DEMO_SECRET
-    else:
-        appid = _string(config, "WECHAT_APPID")
-        secret = _string(config, "WECHAT_SECRET")
-    if not isinstance(appid, str) or not _APPID_PATTERN.fullmatch(appid):
-        raise ConfigurationError(f"WECHAT_APPID must be 1-64 letters, digits, '_' or '-', got {appid!r}")
-    if not isinstance(secret, str) or not secret:
-        raise ConfigurationError("WECHAT_SECRET must be a non-empty string")
+        config = {**config, **_demo_credentials(config)}
+    official_account = _credentials(config, "WECHAT")
+    website = _credentials(config, "WECHAT_OPEN")
+    miniprogram = _credentials(config, "WECHAT_MINIPROGRAM")
+    if not (official_account or website or miniprogram):
+        raise ConfigurationError(
+            "WECHAT_APPID (or WECHAT_OPEN_APPID / WECHAT_MINIPROGRAM_APPID) must be set, with its secret"
+        )
+    auth_mode = config.get("WECHAT_MINIPROGRAM_AUTH")
+    if auth_mode not in MINIPROGRAM_AUTH_MODES:
+        raise ConfigurationError(f"WECHAT_MINIPROGRAM_AUTH must be 'cookie' or 'token', got {auth_mode!r}")
     scope = _string(config, "WECHAT_SCOPE")
     if scope not in protocol.OA_SCOPES:
         raise ConfigurationError(f"WECHAT_SCOPE must be one of {sorted(protocol.OA_SCOPES)}, got {scope!r}")
@@ -209,12 +306,14 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     api_base = config.get("WECHAT_API_BASE_URL")
     fake_open = fake and open_base == DEFAULTS["WECHAT_OPEN_BASE_URL"]
     fake_api = fake and api_base == DEFAULTS["WECHAT_API_BASE_URL"]
+    open_base_url = fake_path if fake_open else _base_url(config, "WECHAT_OPEN_BASE_URL")
     return Settings(
-        appid=appid,
-        secret=secret,
+        official_account=official_account,
+        website=website,
+        miniprogram=miniprogram,
         scope=scope,
         lang=lang,
-        open_base_url=fake_path if fake_open else _base_url(config, "WECHAT_OPEN_BASE_URL"),
+        open_base_url=open_base_url,
         api_base_url=FAKE_API_BASE_URL if fake_api else _base_url(config, "WECHAT_API_BASE_URL"),
         connect_timeout=_number(config, "WECHAT_CONNECT_TIMEOUT", float, 0.001),
         read_timeout=_number(config, "WECHAT_READ_TIMEOUT", float, 0.001),
@@ -230,4 +329,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         default_next=_path(config, "WECHAT_DEFAULT_NEXT"),
         fake=fake,
         fake_path=fake_path,
+        qr_script_url=_qr_script_url(config, open_base_url),
+        miniprogram_auth=auth_mode,
+        miniprogram_token_max_age=_number(config, "WECHAT_MINIPROGRAM_TOKEN_MAX_AGE", int, 1),
     )

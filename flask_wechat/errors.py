@@ -23,6 +23,7 @@ __all__ = [
     "CodeUsedError",
     "ConfigurationError",
     "CredentialsError",
+    "IdentityTakenError",
     "InvalidAccessTokenError",
     "InvalidAppIdError",
     "InvalidAppSecretError",
@@ -218,6 +219,12 @@ class SnapshotUserError(LoginFlowError):
     """WeChat returned a snapshot-page virtual identity (``is_snapshotuser: 1``)."""
 
     public_message = "Please open this page in WeChat and tap 使用完整服务 to continue."
+
+
+class IdentityTakenError(LoginFlowError):
+    """Binding refused: this WeChat identity already belongs to another local user."""
+
+    public_message = "This WeChat account is already linked to another user of this site."
 
 
 class ReauthorizationRequired(WeChatError):

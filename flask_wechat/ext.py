@@ -9,28 +9,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from flask import Flask, current_app, g, request, session, url_for
-from flask_login import LoginManager, current_user, login_user, logout_user
-from werkzeug.wrappers import Response
+from flask import Flask, current_app
+from flask_login import LoginManager
 
-from . import config, protocol, signals
-from .client import WeChatApp, WeChatOAuth, register_app, token_from_authlib
-from .compliance import KeepAliveAdapter, as_authlib_token, redact_transport_logs
-from .crypto import TokenCipher
-from .errors import (
-    ConfigurationError,
-    ReauthorizationRequired,
-    RefreshTokenError,
-    SnapshotUserError,
-    StateError,
-    WeChatError,
-)
-from .flow import LoginFlow, Outcome
+from . import config, protocol
+from .client import MiniProgramClient, WeChatApp, WeChatOAuth, register_app, session_options, web_flows
+from .compliance import KeepAliveAdapter, redact_transport_logs
+from .errors import ConfigurationError, ReauthorizationRequired, RefreshTokenError
+from .flow import LoginFlow
 from .loginstate import StateCodec
-from .models import utcnow
-from .storage import AccountStore, Identity, LoginRecord
+from .miniprogram import load_bearer_user
+from .runtime import WeChatState
+from .storage import AccountStore, Identity
 from .store import RedisStore, SharedStore, SQLStore
 from .views import blueprint
 
@@ -39,13 +32,6 @@ __all__ = ["WeChat", "WeChatState"]
 log = logging.getLogger(__name__)
 
 UserFactory = Callable[[Identity], Any]
-
-#: The name of the Official Account web-auth app in the private Authlib registry.
-OA_CLIENT_NAME = "wechat_oa"
-
-
-def _user_agent() -> str:
-    return request.headers.get("User-Agent", "")
 
 
 def _secret_keys(app: Flask) -> list[str | bytes]:
@@ -59,125 +45,6 @@ def _shared_store(settings: config.Settings, db: Any) -> SharedStore:
     if settings.store_url:
         return RedisStore(settings.store_url)
     return SQLStore(lambda: db.engine)
-
-
-class WeChatState:
-    """Everything the extension keeps for one Flask app."""
-
-    def __init__(
-        self,
-        extension: WeChat,
-        settings: config.Settings,
-        db: Any,
-        user_model: type[Any],
-        account_model: type[Any],
-        adapter: KeepAliveAdapter,
-        fake: Any = None,
-    ) -> None:
-        self.extension = extension
-        self.settings = settings
-        #: The Authlib remote app and the login flow; set by ``init_app`` right after this state exists.
-        self.client: WeChatApp
-        self.flow: LoginFlow
-        self.db = db
-        self.user_model = user_model
-        self.account_model = account_model
-        self.adapter = adapter
-        #: The in-app fake WeChat when ``WECHAT_FAKE`` is on, else ``None``.
-        self.fake = fake
-        self.cipher = TokenCipher(settings.token_keys) if settings.token_keys else None
-
-    def store(self) -> AccountStore:
-        """Account persistence bound to the current database session."""
-        return AccountStore(self.db.session, self.user_model, self.account_model, self.cipher)
-
-    def save_refreshed_token(self, token: dict[str, Any], refresh_token: Any = None, access_token: Any = None) -> None:
-        """Authlib's ``update_token`` hook: persist a refreshed token on its account."""
-        store = self.store()
-        account = store.find(self.settings.appid, token["openid"])
-        if account is not None:
-            store.save_token(account, token_from_authlib(token))
-
-    def begin_login(self, next_url: str) -> Response:
-        """Redirect to WeChat's authorize page; ``next_url`` must already be validated."""
-        state = self.flow.begin(next_url, _user_agent())
-        response: Response = self.client.authorize_redirect(url_for("wechat.callback", _external=True), state=state)
-        return response
-
-    def complete_login(self) -> str:
-        """Finish the login the callback request carries; return where to send the user."""
-        outcome = self.flow.complete(
-            request.args.get("state", ""), request.args.get("code", ""), _user_agent(), self._exchange
-        )
-        user = self.store().load_user(outcome.user_id, self.settings.appid)
-        if user is None:
-            raise StateError()  # deleted, or marked for re-authorization, since the first hit
-        record: LoginRecord | None = g.pop("_wechat_login_record", None)
-        if self.settings.renew_session:
-            # A login must not inherit a session someone else may have planted (fixation).
-            session.clear()
-        login_user(user, remember=self.settings.remember)
-        signals.logged_in.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            user=user,
-            account=record.account if record else None,
-            new_user=bool(record and record.new_user),
-            new_account=bool(record and record.new_account),
-        )
-        return outcome.next_url
-
-    def _exchange(self, code: str, next_url: str) -> Outcome:
-        """The first hit's work: code -> token -> profile -> stored account and user."""
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        try:
-            token = self.client.exchange_code(code)
-            if token.is_snapshot_user:
-                # Virtual identity of WeChat's snapshot page: never stored, never logged in.
-                raise SnapshotUserError()
-            userinfo = self._profile(token) if self._profile_is_stale(token) else None
-            identity = Identity(
-                appid=self.settings.appid,
-                openid=token.openid,
-                unionid=token.unionid or (userinfo.unionid if userinfo else None),
-                nickname=userinfo.nickname if userinfo else "",
-                avatar_url=userinfo.headimgurl if userinfo else "",
-                userinfo=userinfo,
-            )
-            record = self.store().record_login(identity, token, self.extension.create_user_for(self))
-        except WeChatError as exc:
-            signals.login_failed.send(app, error=exc)
-            raise
-        if record.new_account:
-            signals.account_created.send(app, user=record.user, account=record.account, new_user=record.new_user)
-        g._wechat_login_record = record
-        return Outcome(user_id=str(record.user.id), next_url=next_url)
-
-    def _profile_is_stale(self, token: protocol.Token) -> bool:
-        """Whether this login should fetch the profile (a returning user's may still be fresh)."""
-        account = self.store().find(self.settings.appid, token.openid)
-        if account is None or account.profile_updated_at is None:
-            return True
-        age: float = (utcnow() - account.profile_updated_at).total_seconds()
-        return age >= self.settings.profile_max_age
-
-    def _profile(self, token: protocol.Token) -> protocol.UserInfo | None:
-        """The profile, when the scope allows it; a failure here does not undo the login."""
-        if not token.scopes & {protocol.SCOPE_USERINFO, protocol.SCOPE_LOGIN}:
-            return None
-        try:
-            userinfo, _ = self.client.fetch_userinfo(as_authlib_token(token))
-        except WeChatError as exc:
-            log.warning("WeChat userinfo failed after login (%s); keeping the stored profile", type(exc).__name__)
-            return None
-        return userinfo
-
-    def logout(self) -> None:
-        """Log the user out and drop the extension's session keys."""
-        user = current_user._get_current_object() if current_user.is_authenticated else None
-        logout_user()
-        self.flow.forget_pending()
-        if user is not None:
-            signals.logged_out.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
 
 
 class WeChat:
@@ -223,12 +90,22 @@ class WeChat:
         redact_transport_logs()
         adapter = KeepAliveAdapter(pool_connections=4, pool_maxsize=32)
         fake, mounts = self._wire_fake(app, settings)
+        state = WeChatState(settings, db, user_model, account_model, self.create_user_for, adapter, fake)
         oauth = WeChatOAuth()
         oauth.init_app(app)
-        state = WeChatState(self, settings, db, user_model, account_model, adapter, fake)
-        state.client = register_app(
-            oauth, OA_CLIENT_NAME, settings, adapter=adapter, update_token=state.save_refreshed_token, mounts=mounts
-        )
+        state.web_flows = web_flows(settings)
+        for name, flow in state.web_flows.items():
+            state.clients[name] = register_app(
+                oauth,
+                flow,
+                settings,
+                adapter=adapter,
+                update_token=partial(state.save_refreshed_token, flow.credentials.appid),
+                mounts=mounts,
+            )
+        if settings.miniprogram:
+            options = session_options(settings, adapter, mounts)
+            state.miniprogram = MiniProgramClient(settings.miniprogram, settings.api_base_url, options)
         state.flow = LoginFlow(
             StateCodec(_secret_keys(app), settings.state_lifetime),
             _shared_store(settings, db),
@@ -268,9 +145,12 @@ class WeChat:
 
             def load_user(user_id: str) -> Any:
                 state: WeChatState = current_app.extensions["wechat"]
-                return state.store().load_user(user_id, state.settings.appid)
+                return state.store().load_user(user_id)
 
             manager.user_loader(load_user)
+        if manager._request_callback is None:
+            # Mini programs in token mode send "Authorization: Bearer <token>".
+            manager.request_loader(load_bearer_user)
 
     def user_creator(self, factory: UserFactory) -> UserFactory:
         """Decorate the function that turns a new WeChat :class:`Identity` into a local user.
@@ -298,26 +178,29 @@ class WeChat:
         """The current app's Authlib remote app, for calls of your own."""
         return self._state().client
 
-    def accounts(self, user: Any) -> list[Any]:
-        """The user's WeChat accounts in this app's AppID, oldest first."""
-        state = self._state()
-        return state.store().accounts_of(user, state.settings.appid)
+    def accounts(self, user: Any, appid: str | None = None) -> list[Any]:
+        """The user's WeChat accounts (one per WeChat app they used), oldest first."""
+        return self._state().store().accounts_of(user, appid)
 
     def account(self, user: Any) -> Any | None:
-        """The user's WeChat account in this app's AppID, or ``None``."""
+        """The user's most recently used WeChat account, or ``None``."""
         found = self.accounts(user)
-        return found[0] if found else None
+        return max(found, key=lambda account: account.updated_at) if found else None
 
     def fetch_userinfo(self, account: Any) -> protocol.UserInfo:
         """Fetch and store a fresh profile for a stored account, refreshing its token if needed.
 
-        Raises :class:`ReauthorizationRequired` when the refresh token is dead.
+        Raises :class:`ReauthorizationRequired` when the refresh token is dead (or the
+        account has no web token at all, like a mini program's).
         """
         state = self._state()
         store = state.store()
+        client = state.client_for(account.appid)
         token = self._usable_token(store, account)
+        if client is None:
+            raise ReauthorizationRequired()
         try:
-            userinfo, _ = state.client.fetch_userinfo(token)
+            userinfo, _ = client.fetch_userinfo(token)
         except RefreshTokenError:
             store.forget_tokens(account)
             raise ReauthorizationRequired() from None
@@ -335,7 +218,8 @@ class WeChat:
         """Whether WeChat still accepts the account's access token (``/sns/auth``)."""
         state = self._state()
         token = state.store().authlib_token(account)
-        return token is not None and state.client.validate_token(token)
+        client = state.client_for(account.appid)
+        return token is not None and client is not None and client.validate_token(token)
 
     @staticmethod
     def _usable_token(store: AccountStore, account: Any) -> dict[str, Any]:

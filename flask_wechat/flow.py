@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -45,21 +45,19 @@ class Outcome:
 
 
 class LoginFlow:
-    """Begins and completes logins of one flow (one WeChat app)."""
+    """Begins and completes the browser logins of every flow (each flow is a number in the state)."""
 
     def __init__(
         self,
         codec: StateCodec,
         store: SharedStore,
         *,
-        flow: int = 0,
         max_pending: int = 8,
         default_next: str = "/",
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.codec = codec
         self.store = store
-        self.flow = flow
         self.max_pending = max_pending
         self.default_next = default_next
         self._sleep = sleep
@@ -86,9 +84,9 @@ class LoginFlow:
 
     # -- start ---------------------------------------------------------------------------
 
-    def begin(self, next_url: str, user_agent: str) -> str:
-        """Mint the state for a new login and remember it; return the state to send to WeChat."""
-        login, token = self.codec.mint(self.flow, next_url, user_agent)
+    def begin(self, flow: int, next_url: str, user_agent: str) -> str:
+        """Mint the state for a new login of ``flow`` and remember it; return the state to send to WeChat."""
+        login, token = self.codec.mint(flow, next_url, user_agent)
         if login.next_url is None:
             self.store.set(store_key("next", login.nonce), next_url, self.codec.lifetime)
         pending = self._pending() or []
@@ -98,10 +96,10 @@ class LoginFlow:
 
     # -- finish --------------------------------------------------------------------------
 
-    def _verify(self, state: str, user_agent: str) -> LoginState:
+    def _verify(self, state: str, user_agent: str, flows: Container[int]) -> LoginState:
         login = self.codec.verify(state, user_agent)
-        if login.flow != self.flow:
-            raise StateError()
+        if login.flow not in flows:
+            raise StateError()  # minted for another flow (e.g. QR state at the in-WeChat callback)
         pending = self._pending()
         if pending is not None:
             if not any(entry[0] == login.nonce for entry in pending):
@@ -110,13 +108,17 @@ class LoginFlow:
             self._save_pending([entry for entry in pending if entry[0] != login.nonce])
         return login
 
-    def complete(self, state: str, code: str, user_agent: str, exchange: Callable[[str, str], Outcome]) -> Outcome:
-        """Verify the callback and run ``exchange(code, next_url)`` once per state.
+    def complete(
+        self, state: str, code: str, user_agent: str, exchanges: Mapping[int, Callable[[str, str], Outcome]]
+    ) -> Outcome:
+        """Verify the callback and run its flow's ``exchange(code, next_url)`` once per state.
 
-        A repeated hit with the same state and code replays the first outcome (waiting
-        for it if the first hit is still talking to WeChat); anything else fails.
+        ``exchanges`` maps the flows this callback accepts to their work. A repeated hit
+        with the same state and code replays the first outcome (waiting for it if the
+        first hit is still talking to WeChat); anything else fails.
         """
-        login = self._verify(state, user_agent)
+        login = self._verify(state, user_agent, exchanges)
+        exchange = exchanges[login.flow]
         next_url = login.next_url or self.store.get(store_key("next", login.nonce)) or self.default_next
         if len(code) > MAX_CODE_LENGTH:
             raise StateError()

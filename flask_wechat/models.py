@@ -58,9 +58,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class WeChatUserMixin(UserMixin):  # type: ignore[misc]  # Flask-Login is untyped
-    """A local user Flask-Login can log in: an integer id and when it was created."""
+    """A local user Flask-Login can log in: an integer id, the person's unionid, when it was created."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: The person's unionid across all WeChat apps of one Open Platform account; unique, so that
+    #: two simultaneous first logins of one person cannot create two users.
+    wechat_unionid: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -83,6 +86,8 @@ class WeChatAccountMixin:
     scope: Mapped[str] = mapped_column(String(64), default="")
     access_token: Mapped[str | None] = mapped_column(Text, default=None)
     refresh_token: Mapped[str | None] = mapped_column(Text, default=None)
+    #: A mini program's session_key (sealed like the tokens); never sent to a client.
+    session_key: Mapped[str | None] = mapped_column(Text, default=None)
     access_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     #: WeChat never extends a refresh token: 30 days after the authorization it came from.
     refresh_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -23,6 +23,7 @@ __all__ = [
     "AUTH_PATH",
     "DEFAULT_API_BASE_URL",
     "DEFAULT_OPEN_BASE_URL",
+    "JSCODE2SESSION_PATH",
     "MAX_STATE_LENGTH",
     "OA_AUTHORIZE_PATH",
     "OA_CODE_LIFETIME",
@@ -37,6 +38,7 @@ __all__ = [
     "TOKEN_PATH",
     "USERINFO_LANGS",
     "USERINFO_PATH",
+    "MiniProgramSession",
     "Token",
     "UserInfo",
     "auth_query",
@@ -44,6 +46,7 @@ __all__ = [
     "decode_body",
     "is_valid_state",
     "is_wechat_browser",
+    "jscode2session_query",
     "refresh_query",
     "token_query",
     "userinfo_query",
@@ -58,6 +61,7 @@ TOKEN_PATH: Final = "/sns/oauth2/access_token"
 REFRESH_PATH: Final = "/sns/oauth2/refresh_token"
 USERINFO_PATH: Final = "/sns/userinfo"
 AUTH_PATH: Final = "/sns/auth"
+JSCODE2SESSION_PATH: Final = "/sns/jscode2session"
 
 SCOPE_BASE: Final = "snsapi_base"
 SCOPE_USERINFO: Final = "snsapi_userinfo"
@@ -129,6 +133,11 @@ def userinfo_query(access_token: str, openid: str, lang: str = "zh_CN") -> dict[
 def auth_query(access_token: str, openid: str) -> dict[str, str]:
     """Query of ``GET /sns/auth``: is this access token still valid for this openid?"""
     return {"access_token": access_token, "openid": openid}
+
+
+def jscode2session_query(appid: str, secret: str, js_code: str) -> dict[str, str]:
+    """Query of ``GET /sns/jscode2session``: a mini program's ``wx.login()`` code -> session."""
+    return {"appid": appid, "secret": secret, "js_code": js_code, "grant_type": "authorization_code"}
 
 
 def decode_body(body: bytes, endpoint: str = "") -> dict[str, Any]:
@@ -241,6 +250,27 @@ class UserInfo:
             country=_text(data, "country"),
             language=_text(data, "language"),
             privilege=tuple(str(item) for item in privilege) if isinstance(privilege, list) else (),
+        )
+
+
+@dataclass(frozen=True)
+class MiniProgramSession:
+    """A mini program user's session from ``/sns/jscode2session``.
+
+    ``session_key`` decrypts the user's encrypted data; it must stay on the server.
+    """
+
+    openid: str
+    session_key: str = field(repr=False)
+    unionid: str | None = None
+
+    @classmethod
+    def from_response(cls, data: dict[str, Any], endpoint: str = JSCODE2SESSION_PATH) -> MiniProgramSession:
+        """Build a session from a decoded success body."""
+        return cls(
+            openid=_required(data, "openid", endpoint),
+            session_key=_required(data, "session_key", endpoint),
+            unionid=_text(data, "unionid") or None,
         )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from blinker import Namespace
 
-__all__ = ["account_created", "logged_in", "logged_out", "login_failed"]
+__all__ = ["account_created", "logged_in", "logged_out", "login_failed", "snapshot_user"]
 
 _signals = Namespace()
 
@@ -19,3 +19,5 @@ account_created = _signals.signal("wechat-account-created")
 login_failed = _signals.signal("wechat-login-failed")
 #: The user logged out through the blueprint: ``user``.
 logged_out = _signals.signal("wechat-logged-out")
+#: WeChat sent a snapshot-page virtual identity (``is_snapshotuser``): nothing was stored; ``flow``.
+snapshot_user = _signals.signal("wechat-snapshot-user")

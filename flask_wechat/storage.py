@@ -18,11 +18,16 @@ from sqlalchemy.orm import Session, scoped_session
 
 from . import protocol
 from .crypto import TokenCipher
+from .errors import IdentityTakenError
 from .models import utcnow
 
-__all__ = ["AccountStore", "Identity", "LoginRecord"]
+__all__ = ["AccountStore", "Credentials", "Identity", "LoginRecord"]
 
 log = logging.getLogger(__name__)
+
+
+#: What WeChat handed over for a login: a web token, or a mini program's session.
+Credentials = protocol.Token | protocol.MiniProgramSession
 
 
 @dataclass(frozen=True)
@@ -93,17 +98,16 @@ class AccountStore:
         query = select(self.account_model).filter_by(unionid=unionid).order_by(self.account_model.id).limit(1)
         return self.session.execute(query).unique().scalar_one_or_none()
 
-    def load_user(self, user_id: str, appid: str) -> Any | None:
+    def load_user(self, user_id: str | None) -> Any | None:
         """The user for Flask-Login, in one query; ``None`` if unknown or due for re-authorization."""
         try:
-            key = int(user_id)
-        except (TypeError, ValueError):
+            key = int(user_id or "")
+        except ValueError:
             return None
         due = (
             select(self.account_model.id)
             .where(
                 self.account_model.user_id == self.user_model.id,
-                self.account_model.appid == appid,
                 self.account_model.reauthorization_required.is_(True),
             )
             .exists()
@@ -121,18 +125,28 @@ class AccountStore:
         return list(self.session.execute(query).unique().scalars())
 
     def record_login(
-        self, identity: Identity, token: protocol.Token, create_user: Callable[[Identity], Any]
+        self,
+        identity: Identity,
+        credentials: Credentials,
+        create_user: Callable[[Identity], Any],
+        *,
+        bind_to: Any = None,
     ) -> LoginRecord:
         """Create or update the account of a completed login, creating its user if needed.
 
-        Two first logins of one person may race; the unique ``(appid, openid)`` makes
-        the loser fail, and its retry then finds the winner's row.
+        With ``bind_to`` the identity joins that (logged-in) user instead, unless it
+        already belongs to someone else (:class:`IdentityTakenError`, nothing changed).
+        Two first logins of one person may race; the unique ``(appid, openid)`` and the
+        user's unique ``wechat_unionid`` make the loser fail, and its retry finds the winner.
         """
         for attempt in range(_ATTEMPTS):
             try:
-                record = self._record_login(identity, token, create_user)
+                record = self._record_login(identity, credentials, create_user, bind_to)
                 self._commit_keeping_objects()
                 return record
+            except IdentityTakenError:
+                self.session.rollback()
+                raise
             except DBAPIError as exc:
                 self.session.rollback()
                 if attempt == _ATTEMPTS - 1 or not _lost_a_race(exc):
@@ -156,14 +170,18 @@ class AccountStore:
             session.expire_on_commit = expire
 
     def _record_login(
-        self, identity: Identity, token: protocol.Token, create_user: Callable[[Identity], Any]
+        self, identity: Identity, credentials: Credentials, create_user: Callable[[Identity], Any], bind_to: Any
     ) -> LoginRecord:
         account = self.find(identity.appid, identity.openid)
+        sibling = self.find_by_unionid(identity.unionid) if identity.unionid and account is None else None
+        if bind_to is not None:
+            self._check_bindable(identity, account, sibling, bind_to)
         new_account = account is None
         new_user = False
         if account is None:
-            sibling = self.find_by_unionid(identity.unionid) if identity.unionid else None
-            if sibling is not None:
+            if bind_to is not None:
+                user = bind_to
+            elif sibling is not None:
                 user = sibling.user
             else:
                 user = create_user(identity)
@@ -171,18 +189,33 @@ class AccountStore:
                 new_user = True
             account = self.account_model(appid=identity.appid, openid=identity.openid, user=user)
             self.session.add(account)
-            account.refresh_token_expires_at = _refresh_deadline()
-        elif token.refresh_token and token.refresh_token != self._open(account.refresh_token):
-            # A new authorization starts a new 30-day refresh window.
-            account.refresh_token_expires_at = _refresh_deadline()
-        account.reauthorization_required = False
         if identity.unionid:
             account.unionid = identity.unionid
+            # The user's unique unionid is what makes two racing first logins of one person collide.
+            if hasattr(account.user, "wechat_unionid") and account.user.wechat_unionid is None:
+                account.user.wechat_unionid = identity.unionid
+        account.reauthorization_required = False
         if identity.userinfo is not None:
             self._apply_profile(account, identity.userinfo)
-        self._apply_token(account, token)
+        if isinstance(credentials, protocol.Token):
+            if new_account or credentials.refresh_token != self._open(account.refresh_token):
+                # A new authorization starts a new 30-day refresh window.
+                account.refresh_token_expires_at = _refresh_deadline()
+            self._apply_token(account, credentials)
+        else:
+            account.session_key = self._seal(credentials.session_key)
         self.session.flush()
         return LoginRecord(account=account, user=account.user, new_account=new_account, new_user=new_user)
+
+    @staticmethod
+    def _check_bindable(identity: Identity, account: Any, sibling: Any, user: Any) -> None:
+        """Refuse to move a WeChat identity that belongs to another local user."""
+        owner = account.user if account is not None else sibling.user if sibling is not None else None
+        if owner is not None and owner.id != user.id:
+            raise IdentityTakenError()
+        own_unionid = getattr(user, "wechat_unionid", None)
+        if identity.unionid and own_unionid and own_unionid != identity.unionid:
+            raise IdentityTakenError()
 
     def _apply_profile(self, account: Any, info: protocol.UserInfo) -> None:
         account.nickname = info.nickname

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Final
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING, Final
+from urllib.parse import quote, unquote, urlsplit
 
-from flask import Blueprint, current_app, redirect, render_template, request
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request
 from flask_login import current_user
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
+from . import protocol
 from .errors import (
     AuthorizationDenied,
     CodeError,
+    IdentityTakenError,
     LoginFlowError,
     RateLimitedError,
     SnapshotUserError,
@@ -26,6 +29,10 @@ from .errors import (
     WeChatAPIError,
     WeChatError,
 )
+from .miniprogram import error_answer, log_in_with_code, read_code
+
+if TYPE_CHECKING:
+    from .runtime import WeChatState
 
 __all__ = ["blueprint", "safe_next_url"]
 
@@ -64,6 +71,7 @@ def safe_next_url(value: str | None, default: str) -> str:
 _ERROR_PAGES: Final[tuple[tuple[type[WeChatError], int, str], ...]] = (
     (AuthorizationDenied, 403, AuthorizationDenied.public_message),
     (SnapshotUserError, 403, SnapshotUserError.public_message),
+    (IdentityTakenError, 409, IdentityTakenError.public_message),
     (StateError, 400, StateError.public_message),
     (CodeError, 400, "This WeChat login link was already used or has expired. Please try again."),
     (RateLimitedError, 429, "WeChat is receiving too many logins right now. Please try again in a minute."),
@@ -81,37 +89,134 @@ def error_response(exc: WeChatError) -> tuple[str, int]:
         log.warning("WeChat login failed: errcode %s (%s) rid=%s", exc.errcode, exc.errmsg, exc.rid)
     else:
         log.warning("WeChat login failed: %s", type(exc).__name__)
-    settings = current_app.extensions["wechat"].settings
+    settings = _state().settings
     page = render_template(
-        "wechat/error.html", message=message, status=status, retry_url=f"{settings.url_prefix}/login"
+        "wechat/error.html",
+        message=message,
+        status=status,
+        error=type(exc).__name__,
+        retry_url=f"{settings.url_prefix}/login",
     )
     return page, status
 
 
+def _state() -> WeChatState:
+    state: WeChatState = current_app.extensions["wechat"]
+    return state
+
+
+def _next_url(state: WeChatState) -> str:
+    return safe_next_url(request.values.get("next"), state.settings.default_next)
+
+
 @blueprint.get("/login")
 def login() -> Response:
-    """Send the visitor through WeChat, then back to ``next`` (a same-site path only)."""
-    state = current_app.extensions["wechat"]
-    next_url = safe_next_url(request.args.get("next"), state.settings.default_next)
+    """Send the visitor through WeChat, then back to ``next`` (a same-site path only).
+
+    ``flow`` picks the way: ``oa`` (inside WeChat), ``qr`` (desktop QR) or ``auto``
+    (the default: by the browser's User-Agent). An unknown or unconfigured flow is a 404.
+    """
+    state = _state()
+    flow = state.choose_flow(request.args.get("flow"))
+    if flow is None:
+        abort(404)
+    next_url = _next_url(state)
     if current_user.is_authenticated:
         return redirect(next_url)
-    response: Response = state.begin_login(next_url)
-    return response
+    return state.begin_login(flow, next_url)
 
 
-@blueprint.get("/callback")
-def callback() -> Response | tuple[str, int]:
-    """Where WeChat sends the browser back, with ``code`` and ``state`` (or only ``state``)."""
+def _finish(flow: str) -> Response | tuple[str, int]:
+    state = _state()
+    if flow not in state.web_flows:
+        abort(404)
     try:
-        next_url = current_app.extensions["wechat"].complete_login()
+        next_url = state.complete_login(flow)
     except WeChatError as exc:
         return error_response(exc)
     return redirect(next_url)
 
 
+@blueprint.get("/callback")
+def callback() -> Response | tuple[str, int]:
+    """Where WeChat sends the browser back from in-WeChat authorization (``code`` and ``state``)."""
+    return _finish("oa")
+
+
+@blueprint.get("/qr/callback")
+def qr_callback() -> Response | tuple[str, int]:
+    """Where WeChat sends the browser back from a QR login (redirect page or embedded QR)."""
+    return _finish("qr")
+
+
+@blueprint.get("/qr")
+def qr() -> str:
+    """A page of this site that shows WeChat's QR code (wxLogin.js); override ``wechat/qr.html``."""
+    state = _state()
+    if "qr" not in state.web_flows:
+        abort(404)
+    return render_template("wechat/qr.html", next_url=_next_url(state))
+
+
+@blueprint.app_template_global("wechat_qr_login")
+def wechat_qr_login(
+    next: str | None = None, element_id: str = "wechat-qr", self_redirect: bool = False, style: str = "black"
+) -> Markup:
+    """Embed WeChat's QR login in any template: ``{{ wechat_qr_login(next="/me") }}``.
+
+    The state is minted here, on the server, and checked by the callback exactly like
+    the redirect flow's. ``redirect_uri`` is passed pre-encoded, as wxLogin.js wants.
+    """
+    state = _state()
+    if "qr" not in state.web_flows:
+        raise RuntimeError("wechat_qr_login needs WECHAT_OPEN_APPID and WECHAT_OPEN_SECRET")
+    options = {
+        "self_redirect": self_redirect,
+        "id": element_id,
+        "appid": state.web_flows["qr"].credentials.appid,
+        "scope": protocol.SCOPE_LOGIN,
+        "redirect_uri": quote(state.callback_url("qr"), safe=""),
+        "state": state.begin_state("qr", safe_next_url(next, state.settings.default_next)),
+        "style": style,
+    }
+    return Markup(
+        render_template(
+            "wechat/qr_widget.html", options=options, element_id=element_id, script=state.settings.qr_script_url
+        )
+    )
+
+
+@blueprint.get("/bind")
+def bind() -> Response:
+    """Link a WeChat identity to the logged-in user (e.g. a "bind WeChat" button in settings)."""
+    state = _state()
+    if not current_user.is_authenticated:
+        response: Response = current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+        return response
+    flow = state.choose_flow(request.args.get("flow"))
+    if flow is None:
+        abort(404)
+    return state.begin_login(flow, _next_url(state), bind=True)
+
+
+@blueprint.post("/miniprogram/login")
+def miniprogram_login() -> tuple[Response, int]:
+    """JSON login for a mini program: ``{"code": "<wx.login() code>"}`` in, the user out."""
+    state = _state()
+    if state.miniprogram is None:
+        abort(404)
+    try:
+        answer = log_in_with_code(state, read_code(request), current_app.secret_key or "")
+    except WeChatError as exc:
+        body, status = error_answer(exc)
+        log.warning("mini program login failed: %s", body["error"])
+        return jsonify(body), status
+    return jsonify(answer), 200
+
+
 @blueprint.route("/logout", methods=["GET", "POST"])
 def logout() -> Response:
     """Log out and forget what the extension kept in the session."""
-    state = current_app.extensions["wechat"]
+    state = _state()
     state.logout()
-    return redirect(safe_next_url(request.values.get("next"), state.settings.default_next))
+    return redirect(_next_url(state))

@@ -94,7 +94,8 @@ def test_defaults_are_applied_to_the_app_config(database_uri: str) -> None:
 
 def test_fake_mode_needs_no_credentials() -> None:
     settings = load_settings({**DEFAULTS, "WECHAT_FAKE": True})
-    assert settings.appid.startswith("wx") and settings.secret
+    for app in (settings.official_account, settings.website, settings.miniprogram):
+        assert app is not None and app.appid.startswith("wx") and app.secret
     assert settings.open_base_url == "/_fake_wechat"
     assert settings.api_base_url == "http://fake-wechat.invalid"
     pointed = load_settings({**DEFAULTS, "WECHAT_FAKE": True, "WECHAT_API_BASE_URL": "http://127.0.0.1:9"})

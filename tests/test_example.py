@@ -19,8 +19,12 @@ def example(tmp_path: Path, **config: object) -> Flask:
     return create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}", **config})
 
 
+WECHAT_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 MicroMessenger/8.0.50(0x1800323c)"
+
+
 def in_app_login(client: FlaskClient, user: str) -> str:
-    """Log in through the fake WeChat mounted inside the demo app itself."""
+    """Log in through the fake WeChat mounted inside the demo app itself, as WeChat's browser."""
+    client.environ_base["HTTP_USER_AGENT"] = WECHAT_UA
     to_login = client.get("/profile")
     to_wechat = client.get(to_login.location)
     authorize = urlsplit(to_wechat.location)
@@ -57,6 +61,7 @@ def test_demo_keeps_one_user_per_wechat_user(tmp_path: Path) -> None:
 def test_demo_against_a_wechat_on_loopback(tmp_path: Path, fake_wechat_server: FakeWeChatServer) -> None:
     app = example(tmp_path, WECHAT_OPEN_BASE_URL=fake_wechat_server.url, WECHAT_API_BASE_URL=fake_wechat_server.url)
     client = app.test_client()
+    client.environ_base["HTTP_USER_AGENT"] = WECHAT_UA
     trip = login(client, user="carol")
     assert trip.authorize_url.startswith(fake_wechat_server.url + "/connect/oauth2/authorize?")
     page = client.get("/profile").get_data(as_text=True)
