@@ -179,7 +179,7 @@ def wechat_qr_login(
         "state": state.begin_state("qr", safe_next_url(next, state.settings.default_next)),
         "style": style,
     }
-    return Markup(
+    return Markup(  # noqa: S704 - a rendered template, already escaped by Jinja
         render_template(
             "wechat/qr_widget.html", options=options, element_id=element_id, script=state.settings.qr_script_url
         )
