@@ -168,3 +168,40 @@ def test_two_hundred_simultaneous_logins_of_fifty_users_make_fifty(
     statuses = race_logins(app, [f"u{n % 50}" for n in range(200)])
     assert statuses == [302] * 200
     assert counts(app) == (50, 50)
+
+
+def test_one_new_person_racing_through_two_apps_is_one_user(
+    server_database: str, fake_wechat: FakeWeChat, fake_wechat_server: FakeWeChatServer, cleanup: list[Flask]
+) -> None:
+    from flask_wechat.testing.fake import DEMO_MINIPROGRAM_APPID, DEMO_MINIPROGRAM_SECRET
+
+    app = fresh_app(
+        fake_wechat_server.url,
+        server_database,
+        WECHAT_MINIPROGRAM_APPID=DEMO_MINIPROGRAM_APPID,
+        WECHAT_MINIPROGRAM_SECRET=DEMO_MINIPROGRAM_SECRET,
+    )
+    cleanup.append(app)
+    live = LiveApp(app)
+    try:
+        barrier = threading.Barrier(20)
+
+        def web() -> int:
+            with requests.Session() as browser:
+                start = browser.get(f"{live.url}/wechat/login", allow_redirects=False, timeout=30)
+                callback = visit_wechat(start.headers["Location"], "alice").headers["Location"]
+                barrier.wait(timeout=60)
+                return browser.get(callback.replace("http://localhost", live.url), allow_redirects=False).status_code
+
+        def mini() -> int:
+            code = fake_wechat.issue_js_code(DEMO_MINIPROGRAM_APPID, "alice")
+            barrier.wait(timeout=60)
+            return requests.post(f"{live.url}/wechat/miniprogram/login", json={"code": code}, timeout=60).status_code
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            futures = [pool.submit(web if n % 2 else mini) for n in range(20)]
+            statuses = sorted(future.result() for future in futures)
+    finally:
+        live.close()
+    assert statuses == [200] * 10 + [302] * 10
+    assert counts(app) == (1, 2)
