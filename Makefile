@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: demo test check clean
+.PHONY: demo test check docs screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,21 @@ test: $(BIN)/.installed
 
 # Lint, format and type checks (CI runs them after the tests).
 check: $(BIN)/.installed
-	$(BIN)/ruff check flask_wechat tests examples
-	$(BIN)/ruff format --check flask_wechat tests examples
+	$(BIN)/ruff check flask_wechat tests examples docs
+	$(BIN)/ruff format --check flask_wechat tests examples docs
 	$(BIN)/mypy
 
+$(BIN)/.docs-installed: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $@
+
+# The documentation site, every warning an error (configuration and API pages are generated from the code).
+docs: $(BIN)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# Refresh docs/screenshots/ from the browser test (needs /usr/bin/chromium and CJK/emoji fonts).
+screenshots: $(BIN)/.installed
+	FLASK_WECHAT_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/test_browser.py
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info examples/instance instance
+	rm -rf $(VENV) build dist site *.egg-info examples/instance instance

@@ -20,9 +20,10 @@ from sqlalchemy import select
 
 from . import config
 from .errors import ConfigurationError
+from .runtime import CALLBACKS
 
 if TYPE_CHECKING:
-    from .ext import WeChatState
+    from .runtime import WeChatState
 
 __all__ = ["wechat_cli"]
 
@@ -34,7 +35,11 @@ PLACEHOLDER_SECRET_KEYS: Final = frozenset(
 MIN_SECRET_KEY_LENGTH: Final = 16
 #: A stand-in for the random state of each login in the previewed authorize link.
 STATE_PLACEHOLDER: Final = "STATE"
-CONSOLE_PATH: Final = "公众号后台 → 设置与开发 → 账号设置 → 功能设置 → 网页授权域名"
+#: Per browser flow: how ``check`` names it, and where its callback domain goes in WeChat's consoles.
+FLOWS: Final = {
+    "oa": ("Official Account", "公众号后台 → 设置与开发 → 账号设置 → 功能设置 → 网页授权域名"),
+    "qr": ("Website app (QR)", "微信开放平台 → 管理中心 → 网站应用 → 开发信息 → 授权回调域"),
+}
 
 
 @click.group("wechat", help="flask-wechat tools.")
@@ -70,6 +75,8 @@ class _Report:
     errors: list[str] = field(default_factory=list)
 
     def echo(self) -> None:
+        # Several flows share one host: say each thing once.
+        self.warnings = list(dict.fromkeys(self.warnings))
         width = max((len(label) for label, _ in self.facts), default=0)
         for label, value in self.facts:
             click.echo(f"{label + ':' if label else '':<{width + 1}} {value}")
@@ -92,24 +99,29 @@ def _check_secret_key(app: Flask, report: _Report) -> None:
         report.warnings.append(f"SECRET_KEY is shorter than {MIN_SECRET_KEY_LENGTH} characters: use a random one.")
 
 
-def _callback_url(app: Flask, host: str | None, report: _Report) -> str | None:
-    """The callback URL WeChat will be sent, or ``None`` when the host is not known."""
-    scheme = app.config.get("PREFERRED_URL_SCHEME") or "http"
+def _external_url(app: Flask, endpoint: str, host: str | None) -> str:
+    """``url_for(endpoint, _external=True)`` as a request to ``host`` (or to SERVER_NAME) would build it."""
     if app.config.get("SERVER_NAME"):
         with app.app_context():
-            return url_for("wechat.callback", _external=True)
+            return url_for(endpoint, _external=True)
+    scheme = app.config.get("PREFERRED_URL_SCHEME") or "http"
     with app.test_request_context(base_url=f"{scheme}://{host or 'localhost'}"):
-        url = url_for("wechat.callback", _external=True)
+        return url_for(endpoint, _external=True)
+
+
+def _host_is_known(app: Flask, host: str | None, report: _Report) -> bool:
+    """Whether callback URLs can be shown exactly; says why not when they cannot."""
+    if app.config.get("SERVER_NAME"):
+        return True
     if host:
         report.facts.append(("SERVER_NAME", f"not set; previewing host {host} (--host)"))
-        return url
+        return True
     report.facts.append(("SERVER_NAME", "not set: the callback host comes from each request's Host header"))
-    report.facts.append(("Callback URL", f"{scheme}://<request host>{urlsplit(url).path}"))
     report.warnings.append(
         "SERVER_NAME is not set, so the exact callback URL depends on the request; "
         "pass --host www.example.com to preview it (behind a proxy, use ProxyFix)."
     )
-    return None
+    return False
 
 
 def _check_callback(callback: str, app: Flask, report: _Report) -> None:
@@ -137,6 +149,27 @@ def _check_callback(callback: str, app: Flask, report: _Report) -> None:
         )
 
 
+def _check_flow(app: Flask, state: WeChatState, name: str, host_known: bool, host: str | None, report: _Report) -> None:
+    """Facts and warnings of one browser flow: its callback, authorize link and console setting."""
+    web = state.web_flows[name]
+    label, console = FLOWS[name]
+    report.facts.append((label, f"AppID {web.credentials.appid}, scope {web.scope}"))
+    callback = _external_url(app, CALLBACKS[name], host)
+    if not host_known:
+        scheme = app.config.get("PREFERRED_URL_SCHEME") or "http"
+        report.facts.append(("  Callback URL", f"{scheme}://<request host>{urlsplit(callback).path}"))
+        return
+    authorize = state.clients[name].create_authorization_url(callback, state=STATE_PLACEHOLDER)["url"]
+    report.facts += [
+        ("  Callback URL", callback),
+        ("  Authorize URL", authorize),
+        ("", f"({STATE_PLACEHOLDER} stands for each login's random state)"),
+    ]
+    if not state.settings.fake:
+        report.facts.append(("  Console domain", f"{urlsplit(callback).hostname}   ({console})"))
+        _check_callback(callback, app, report)
+
+
 def _check(app: Flask, host: str | None) -> _Report:
     report = _Report()
     state: WeChatState | None = app.extensions.get("wechat")
@@ -148,12 +181,12 @@ def _check(app: Flask, host: str | None) -> _Report:
     except ConfigurationError as exc:
         report.errors.append(f"configuration changed after init_app and is now invalid: {exc}")
     settings = state.settings
-    report.facts += [("App", app.import_name), ("AppID", settings.appid), ("Scope", settings.scope)]
+    report.facts.append(("App", app.import_name))
     _check_secret_key(app, report)
     if str(app.config.get("SESSION_COOKIE_SAMESITE") or "").lower() == "strict":
         report.warnings.append(
-            "SESSION_COOKIE_SAMESITE is 'Strict': the browser drops the session cookie on WeChat's redirect "
-            "back and every login fails its state check. Use 'Lax'."
+            "SESSION_COOKIE_SAMESITE is 'Strict': browsers withhold the session cookie on the way back from "
+            "WeChat, so visitors arrive looking logged out. Use 'Lax'."
         )
     if settings.fake:
         report.facts.append(("Fake WeChat", f"on, mounted at {settings.fake_path}"))
@@ -166,18 +199,11 @@ def _check(app: Flask, host: str | None) -> _Report:
             f"WeChat is replaced by {settings.open_base_url} and {settings.api_base_url}: fine for tests, "
             "not for production."
         )
-    callback = _callback_url(app, host, report)
-    if callback is None:
-        return report
-    authorize = state.client.create_authorization_url(callback, state=STATE_PLACEHOLDER)["url"]
-    report.facts += [
-        ("Callback URL", callback),
-        ("Authorize URL", authorize),
-        ("", f"({STATE_PLACEHOLDER} stands for each login's random state)"),
-    ]
-    if not settings.fake:
-        report.facts.append(("Console domain", f"{urlsplit(callback).hostname}   ({CONSOLE_PATH})"))
-        _check_callback(callback, app, report)
+    host_known = _host_is_known(app, host, report) if state.web_flows else False
+    for name in state.web_flows:
+        _check_flow(app, state, name, host_known, host, report)
+    if settings.miniprogram is not None:
+        report.facts.append(("Mini program", f"AppID {settings.miniprogram.appid} (no redirect: wx.login codes)"))
     return report
 
 
@@ -283,7 +309,14 @@ def unlink_account(account_id: int, yes: bool) -> None:
     label = f"account {account.id} ({_printable(account.nickname or '') or 'no nickname'}, openid {account.openid})"
     if not yes:
         click.confirm(f"Unlink WeChat {label} from user {account.user_id}?", abort=True)
-    user_id = account.user_id
+    user = account.user
     state.db.session.delete(account)
+    state.db.session.flush()
+    # The user's unionid is part of the link: left behind, it would tie the person to this user
+    # (and collide with the new user their next login creates).
+    if account.unionid and getattr(user, "wechat_unionid", None) == account.unionid:
+        still_linked = any(other.unionid == account.unionid for other in state.store().accounts_of(user))
+        if not still_linked:
+            user.wechat_unionid = None
     state.db.session.commit()
-    click.echo(f"Unlinked WeChat {label}. User {user_id} is kept.")
+    click.echo(f"Unlinked WeChat {label}. User {user.id} is kept.")

@@ -37,8 +37,13 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-#: A phone-sized window: the consent page is what WeChat's in-app browser shows.
+#: A phone-sized window with the User-Agent of WeChat's in-app browser: the Official Account
+#: flow is the one for WeChat's browser (a desktop browser is offered the QR flow instead).
 VIEWPORT = {"width": 420, "height": 760}
+WECHAT_USER_AGENT = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Mobile/15E148 MicroMessenger/8.0.49(0x18003137) NetType/WIFI Language/zh_CN"
+)
 #: Served in place of WeChat's avatar CDN: the page may only talk to this machine.
 AVATAR_HOST = "thirdwx.qlogo.cn"
 AVATAR = (
@@ -111,7 +116,12 @@ def offsite() -> list[str]:
 
 @pytest.fixture
 def page(browser: Browser, offsite: list[str]) -> Iterator[Page]:
-    context = browser.new_context(viewport=VIEWPORT, locale="zh-CN")  # type: ignore[arg-type]
+    context = browser.new_context(
+        viewport=VIEWPORT,  # type: ignore[arg-type]
+        locale="zh-CN",
+        user_agent=WECHAT_USER_AGENT,
+    )
+    context.set_default_timeout(10_000)
 
     def keep_local(route: Route) -> None:
         url = urlsplit(route.request.url)

@@ -13,11 +13,13 @@ from flask import Flask
 from flask.cli import ScriptInfo
 from sqlalchemy import func, select
 
+from examples.app import User as DemoUser
 from examples.app import create_app
 from examples.app import db as demo_db
 from flask_wechat import protocol
 from flask_wechat.cli import _width, wechat_cli
 from flask_wechat.testing.fake import DEMO_APPID
+from flask_wechat.testing.login import login_as
 from flask_wechat.testing.pytest_plugin import WeChatLogin
 
 from .apps import User, WeChatAccount, db, make_app
@@ -47,7 +49,8 @@ def run(app: Flask, *args: str, **kwargs: Any) -> Result:
 
 def fact(output: str, label: str) -> str | None:
     """The value ``check`` printed for ``label``, or ``None``."""
-    return next((line.split(":", 1)[1].strip() for line in output.splitlines() if line.startswith(f"{label}:")), None)
+    lines = (line.strip() for line in output.splitlines())
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(f"{label}:")), None)
 
 
 def lines_of(kind: str, output: str) -> list[str]:
@@ -154,9 +157,8 @@ def test_check_on_the_demo_reports_a_missing_secret_from_the_environment(
 
     result = CliRunner().invoke(wechat_cli, ["check"], obj=ScriptInfo(create_app=factory))
     assert result.exit_code == 1
-    assert lines_of("error", result.output) == [
-        "the app does not start: WECHAT_SECRET must be set to a non-empty string"
-    ]
+    [error] = lines_of("error", result.output)
+    assert error.startswith("the app does not start: WECHAT_SECRET must be set to a non-empty string")
 
 
 def test_check_reports_config_broken_after_init_app(apps: Callable[..., Flask]) -> None:
@@ -269,6 +271,10 @@ def test_unlinked_wechat_user_gets_a_new_account_on_next_login(
     assert again.openid == first.openid
     assert again.user_id != first.user_id  # no other account shared the unionid: a new user
     assert (count(app, WeChatAccount), count(app, User)) == (1, 2)
+    with app.app_context():
+        unionids = dict(db.session.execute(select(User.id, User.wechat_unionid)).all())
+    # The unionid went with the link: the old user no longer claims the person.
+    assert unionids == {first.user_id: None, again.user_id: first.unionid}
 
 
 def test_accounts_commands_on_an_app_without_wechat() -> None:
@@ -283,3 +289,19 @@ def test_wechat_group_is_registered_with_the_flask_command() -> None:
     [entry] = [ep for ep in entry_points(group="flask.commands") if ep.name == "wechat"]
     assert entry.load() is wechat_cli
     assert re.search(r"accounts\s+List and unlink", CliRunner().invoke(wechat_cli, ["--help"]).output)
+
+
+def test_unlinking_one_of_two_linked_accounts_keeps_the_person_on_the_user(tmp_path: Path) -> None:
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}", "WECHAT_APPID": None})
+    try:
+        official = login_as(app.test_client(), "bob", flow="oa")
+        website = login_as(app.test_client(), "bob", flow="qr")
+        assert website.user_id == official.user_id  # one person, joined by unionid
+        assert run(app, "accounts", "unlink", str(website.id), "--yes").exit_code == 0
+        with app.app_context():
+            user = demo_db.session.get(DemoUser, official.user_id)
+            assert user.wechat_unionid == official.unionid
+        assert login_as(app.test_client(), "bob", flow="qr").user_id == official.user_id
+    finally:
+        with app.app_context():
+            demo_db.engine.dispose()

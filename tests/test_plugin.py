@@ -142,3 +142,23 @@ def test_login_as_uses_the_in_app_fake_in_fake_mode(tmp_path: Path) -> None:
     finally:
         with app.app_context():
             demo_db.engine.dispose()
+
+
+def test_login_as_through_the_website_app_joins_the_same_person(tmp_path: Path) -> None:
+    from examples.app import create_app
+    from examples.app import db as demo_db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}", "WECHAT_APPID": None})
+    settings = app.extensions["wechat"].settings
+    try:
+        official = login_as(app.test_client(), "bob")
+        website = login_as(app.test_client(), "bob", flow="qr")
+        assert (official.appid, website.appid) == (settings.official_account.appid, settings.website.appid)
+        assert website.openid != official.openid and website.unionid == official.unionid
+        assert website.user_id == official.user_id
+        assert (website.scope, website.nickname) == ("snsapi_login", "小明✨🚀")
+        with pytest.raises(ValueError, match="flow 'mp' is not configured"):
+            login_as(app.test_client(), "bob", flow="mp")
+    finally:
+        with app.app_context():
+            demo_db.engine.dispose()

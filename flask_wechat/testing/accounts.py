@@ -9,12 +9,39 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal, get_args
 
-__all__ = ["DEFAULT_USERS", "DEMO_APPID", "DEMO_SECRET", "FakeApp", "FakeUser", "stable_id"]
+__all__ = [
+    "APP_KINDS",
+    "DEFAULT_APPS",
+    "DEFAULT_USERS",
+    "DEMO_APPID",
+    "DEMO_MINIPROGRAM_APPID",
+    "DEMO_MINIPROGRAM_SECRET",
+    "DEMO_OPEN_APPID",
+    "DEMO_OPEN_SECRET",
+    "DEMO_SECRET",
+    "SNAPSHOT_AVATAR",
+    "SNAPSHOT_NICKNAME",
+    "AppKind",
+    "FakeApp",
+    "FakeUser",
+    "stable_id",
+]
 
+#: The default Official Account (公众号/服务号): ``/connect/oauth2/authorize``.
 DEMO_APPID: Final = "wx5f3a9c0d1e2b4a67"
 DEMO_SECRET: Final = "fake-secret-for-local-testing-only"
+#: The default Open Platform website app (网站应用): ``/connect/qrconnect`` and wxLogin.js.
+DEMO_OPEN_APPID: Final = "wx8e2b7c4d1a9f3065"
+DEMO_OPEN_SECRET: Final = "fake-website-secret-for-local-testing-only"
+#: The default mini program (小程序): ``wx.login()`` codes and ``/sns/jscode2session``.
+DEMO_MINIPROGRAM_APPID: Final = "wx3c1d9e7f5b2a8046"
+DEMO_MINIPROGRAM_SECRET: Final = "fake-miniprogram-secret-for-local-testing-only"
+
+AppKind = Literal["official_account", "website", "miniprogram"]
+#: Every :data:`AppKind`, in declaration order.
+APP_KINDS: Final[tuple[AppKind, ...]] = get_args(AppKind)
 
 
 def stable_id(*parts: str) -> str:
@@ -25,11 +52,15 @@ def stable_id(*parts: str) -> str:
 
 @dataclass
 class FakeApp:
-    """An Official Account registered with the fake.
+    """An app registered with the fake: an Official Account unless ``kind`` says otherwise.
 
-    ``bound`` means bound to an Open Platform account, which is what makes WeChat
-    return ``unionid``. ``domain`` is the console's 网页授权域名: when set, the
-    redirect_uri host must equal it and carry no port (else error page 10003).
+    ``kind`` picks the login it serves: ``"official_account"`` the in-WeChat
+    ``/connect/oauth2/authorize``, ``"website"`` (an Open Platform 网站应用) the QR
+    ``/connect/qrconnect``, ``"miniprogram"`` ``/sns/jscode2session``. ``bound``
+    means bound to an Open Platform account, which is what makes WeChat return
+    ``unionid`` (the same for one person across every bound app). ``domain`` is the
+    console's 网页授权域名 / 授权回调域: when set, the redirect_uri host must equal
+    it and carry no port (else an error page).
     """
 
     appid: str
@@ -37,6 +68,11 @@ class FakeApp:
     bound: bool = True
     name: str = "Demo Official Account"
     domain: str | None = None
+    kind: AppKind = "official_account"
+
+    def __post_init__(self) -> None:
+        if self.kind not in APP_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(APP_KINDS)}, got {self.kind!r}")
 
 
 @dataclass
@@ -44,7 +80,9 @@ class FakeUser:
     """A WeChat user who can consent on the fake's authorization page.
 
     ``unionid`` is the person's id across all apps of one Open Platform account;
-    ``snapshot`` marks a snapshot-page virtual identity (``is_snapshotuser: 1``).
+    ``snapshot`` marks a snapshot-page virtual identity (``is_snapshotuser: 1``),
+    which exists only in Official Account web auth; ``blocked`` marks a user WeChat
+    rates high-risk: ``/sns/jscode2session`` refuses their codes with 40226.
     """
 
     key: str
@@ -52,6 +90,7 @@ class FakeUser:
     unionid: str
     headimgurl: str = ""
     snapshot: bool = False
+    blocked: bool = False
 
 
 def _avatar(seed: str) -> str:
@@ -60,11 +99,22 @@ def _avatar(seed: str) -> str:
     return f"https://thirdwx.qlogo.cn/mmopen/vi_32/{token[:86]}/132"
 
 
+#: What a snapshot page shows for every visitor: a virtual "微信用户" with the default grey avatar.
+SNAPSHOT_NICKNAME: Final = "微信用户"
+SNAPSHOT_AVATAR: Final = _avatar("snapshot")
+
+DEFAULT_APPS: Final[tuple[FakeApp, ...]] = (
+    FakeApp(DEMO_APPID, DEMO_SECRET),
+    FakeApp(DEMO_OPEN_APPID, DEMO_OPEN_SECRET, name="Demo Website", kind="website"),
+    FakeApp(DEMO_MINIPROGRAM_APPID, DEMO_MINIPROGRAM_SECRET, name="Demo Mini Program", kind="miniprogram"),
+)
+"""Every ``FakeWeChat()`` registers copies of these: one app per login kind, all bound."""
+
 DEFAULT_USERS: Final[tuple[FakeUser, ...]] = (
     FakeUser("alice", "Alice 🐼", stable_id("unionid", "alice"), _avatar("alice")),
     FakeUser("bob", "小明✨🚀", stable_id("unionid", "bob"), _avatar("bob")),
     # A raw C0 control character, as in a real capture (lanrion/weixin_authorize#52).
     FakeUser("carol", "\x14琦娅🍭", stable_id("unionid", "carol")),
     # Snapshot pages hand out a virtual "微信用户" with the default grey avatar.
-    FakeUser("dave", "微信用户", stable_id("unionid", "dave"), _avatar("snapshot"), snapshot=True),
+    FakeUser("dave", SNAPSHOT_NICKNAME, stable_id("unionid", "dave"), SNAPSHOT_AVATAR, snapshot=True),
 )

@@ -32,6 +32,7 @@ __all__ = [
     "callback_url",
     "confirm",
     "parse_authorize",
+    "redirect_uri_problem",
     "show",
 ]
 
@@ -45,6 +46,7 @@ PAGE_ERRORS: Final[Mapping[int, str]] = {
     10011: "redirect_uri不能为空",
     10012: "appid不能为空",
     10013: "state不能为空",
+    10016: "不支持微信开放平台的Appid，请使用公众号Appid",
 }
 
 _REQUIRED: Final = (("appid", 10012), ("redirect_uri", 10011), ("scope", 10010))
@@ -77,15 +79,21 @@ class AuthorizePageError(Exception):
         return PAGE_ERRORS.get(self.errcode, LINK_UNAVAILABLE) if self.errcode else LINK_UNAVAILABLE
 
 
-def _check_redirect_uri(uri: str, app: FakeApp) -> None:
+def redirect_uri_problem(uri: str, app: FakeApp) -> str | None:
+    """Why WeChat refuses ``uri`` as the app's redirect_uri (an English hint), or None if it is fine.
+
+    The same rule for an OA's 网页授权域名 and a website app's 授权回调域: an absolute
+    http(s) URL and, when ``app.domain`` is set, exactly that host on a default port.
+    """
     parts = urlsplit(uri)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise AuthorizePageError(10003, "redirect_uri must be an absolute http(s) URL")
+        return "redirect_uri must be an absolute http(s) URL"
     if app.domain is None:
-        return
+        return None
     # The console holds a bare domain: only the default ports work, and an explicit port fails.
     if parts.hostname != app.domain.lower() or ":" in parts.netloc.rpartition("@")[2]:
-        raise AuthorizePageError(10003, f"redirect_uri host must be exactly {app.domain}, without a port")
+        return f"redirect_uri host must be exactly {app.domain}, without a port"
+    return None
 
 
 def parse_authorize(pairs: Sequence[tuple[str, str]], apps: Mapping[str, FakeApp]) -> AuthorizeRequest:
@@ -103,7 +111,13 @@ def parse_authorize(pairs: Sequence[tuple[str, str]], apps: Mapping[str, FakeApp
     app = apps.get(values["appid"])
     if app is None:
         raise AuthorizePageError(None, f"appid {values['appid']} is not registered with this fake")
-    _check_redirect_uri(values["redirect_uri"], app)
+    if app.kind == "website":
+        raise AuthorizePageError(10016, f"{app.appid} is an Open Platform website app: use /connect/qrconnect")
+    if app.kind != "official_account":
+        raise AuthorizePageError(10005, f"{app.appid} is a {app.kind} app, not an Official Account")
+    problem = redirect_uri_problem(values["redirect_uri"], app)
+    if problem is not None:
+        raise AuthorizePageError(10003, problem)
     if values["scope"] not in protocol.OA_SCOPES:
         raise AuthorizePageError(10005, "scope must be snsapi_base or snsapi_userinfo")
     state = values.get("state")

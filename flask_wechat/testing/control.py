@@ -49,7 +49,17 @@ def _break(fake: FakeWeChat, data: dict[str, Any]) -> object:
 
 
 def _code(fake: FakeWeChat, data: dict[str, Any]) -> object:
-    return {"code": fake.issue_code(str(data["appid"]), str(data["user"]), str(data.get("scope", "snsapi_userinfo")))}
+    scope = data.get("scope")
+    return {"code": fake.issue_code(str(data["appid"]), str(data["user"]), None if scope is None else str(scope))}
+
+
+def _js_code(fake: FakeWeChat, data: dict[str, Any]) -> object:
+    return {"code": fake.issue_js_code(str(data["appid"]), str(data["user"]))}
+
+
+def _snapshot_next(fake: FakeWeChat, data: dict[str, Any]) -> object:
+    fake.snapshot_next(_int(data, "times", 1))
+    return {"ok": True}
 
 
 def _call(method: Callable[[FakeWeChat], None]) -> _Action:
@@ -75,6 +85,7 @@ def _users(fake: FakeWeChat, data: dict[str, Any]) -> object:
             "unionid": user.unionid,
             "headimgurl": user.headimgurl,
             "snapshot": user.snapshot,
+            "blocked": user.blocked,
             "openids": {appid: fake.openid_for(appid, user.key) for appid in fake.apps},
         }
         for user in list(fake.users.values())
@@ -86,7 +97,17 @@ ENDPOINTS: Final[Mapping[str, tuple[str, str, _Action]]] = {
     "/_fake/fail": ("POST", "JSON {endpoint, errcode, errmsg?, times?}: the next calls answer that errcode", _fail),
     "/_fake/break": ("POST", "JSON {endpoint, body, status?, times?}: the next calls answer that raw body", _break),
     "/_fake/code": ("POST", "JSON {appid, user, scope?}: mint a code as if the user consented", _code),
-    "/_fake/reset": ("POST", "forget codes, tokens, requests and faults", _call(lambda fake: fake.reset())),
+    "/_fake/js-code": ("POST", "JSON {appid, user}: mint the code wx.login() gives a mini program", _js_code),
+    "/_fake/snapshot-next": (
+        "POST",
+        "JSON {times?}: the next OA snsapi_userinfo consents are snapshot-page virtual users",
+        _snapshot_next,
+    ),
+    "/_fake/reset": (
+        "POST",
+        "forget codes, tokens, requests, faults and pending snapshots",
+        _call(lambda fake: fake.reset()),
+    ),
     "/_fake/expire-access-tokens": (
         "POST",
         "every access token now answers 42001",

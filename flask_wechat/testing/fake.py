@@ -1,9 +1,12 @@
 """A fake WeChat: one WSGI app imitating both open.weixin.qq.com and api.weixin.qq.com.
 
-It is faithful where clients go wrong (strictly ordered authorize links, single-use
-codes, errors as HTTP 200 JSON with ``text/plain``, raw UTF-8 nicknames) and lets
-tests inject the failures WeChat produces. No Flask here: users' tests and the demo
-app embed it without pulling in the rest of the package.
+It serves every WeChat login a site needs: Official Account web auth inside WeChat,
+website QR login (full page or the wxLogin.js iframe) and mini program
+``jscode2session``. It is faithful where clients go wrong (strictly ordered authorize
+links, single-use codes, errors as HTTP 200 JSON with ``text/plain``, raw UTF-8
+nicknames, unionid only for bound apps, snapshot users) and lets tests inject the
+failures WeChat produces. No Flask here: users' tests and the demo app embed it
+without pulling in the rest of the package.
 """
 
 from __future__ import annotations
@@ -18,23 +21,48 @@ from typing import TYPE_CHECKING, Final, Literal
 from werkzeug.wrappers import Request, Response
 
 from .. import protocol
-from . import authorize, control, pages, wire
-from .accounts import DEFAULT_USERS, DEMO_APPID, DEMO_SECRET, FakeApp, FakeUser, stable_id
-from .grants import Grant, GrantStore, SnsError
+from . import authorize, control, pages, qrconnect, wire, wxlogin
+from .accounts import (
+    DEFAULT_APPS,
+    DEFAULT_USERS,
+    DEMO_APPID,
+    DEMO_MINIPROGRAM_APPID,
+    DEMO_MINIPROGRAM_SECRET,
+    DEMO_OPEN_APPID,
+    DEMO_OPEN_SECRET,
+    DEMO_SECRET,
+    SNAPSHOT_AVATAR,
+    SNAPSHOT_NICKNAME,
+    AppKind,
+    FakeApp,
+    FakeUser,
+    stable_id,
+)
+from .grants import Grant, GrantStore, SnsError, new_session_key
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 __all__ = [
+    "DEFAULT_APPS",
     "DEFAULT_USERS",
     "DEMO_APPID",
+    "DEMO_MINIPROGRAM_APPID",
+    "DEMO_MINIPROGRAM_SECRET",
+    "DEMO_OPEN_APPID",
+    "DEMO_OPEN_SECRET",
     "DEMO_SECRET",
     "ENDPOINT_PATHS",
+    "JSCODE2SESSION_PATH",
+    "AppKind",
     "FakeApp",
     "FakeUser",
     "FakeWeChat",
     "RecordedRequest",
 ]
+
+#: The mini program login endpoint (``code2Session``) on api.weixin.qq.com.
+JSCODE2SESSION_PATH: Final = "/sns/jscode2session"
 
 #: Endpoint names accepted by :meth:`FakeWeChat.fail_next` and friends.
 ENDPOINT_PATHS: Final = {
@@ -42,9 +70,22 @@ ENDPOINT_PATHS: Final = {
     "refresh_token": protocol.REFRESH_PATH,
     "userinfo": protocol.USERINFO_PATH,
     "auth": protocol.AUTH_PATH,
+    "jscode2session": JSCODE2SESSION_PATH,
 }
 _ENDPOINT_NAMES: Final = {path: name for name, path in ENDPOINT_PATHS.items()}
 DenyMode = Literal["no_redirect", "redirect"]
+#: Scopes a code of each app kind may carry (mini programs get ``wx.login()`` codes instead).
+_KIND_SCOPES: Final[dict[AppKind, frozenset[str]]] = {
+    "official_account": protocol.OA_SCOPES,
+    "website": frozenset({protocol.SCOPE_LOGIN}),
+    "miniprogram": frozenset(),
+}
+_DEFAULT_SCOPE: Final[dict[AppKind, str]] = {
+    "official_account": protocol.SCOPE_USERINFO,
+    "website": protocol.SCOPE_LOGIN,
+}
+#: Token scopes that may call /sns/userinfo and whose first token body carries unionid.
+_PROFILE_SCOPES: Final = frozenset({protocol.SCOPE_USERINFO, protocol.SCOPE_LOGIN})
 
 
 @dataclass(frozen=True)
@@ -116,7 +157,9 @@ class FakeWeChat:
         self.requests: list[RecordedRequest] = []
         #: New TCP connections accepted (counted by the loopback server).
         self.connections = 0
-        for app in [FakeApp(DEMO_APPID, DEMO_SECRET)] if apps is None else apps:
+        self._snapshots = 0
+        # Copies of the defaults, like the users below.
+        for app in [replace(app) for app in DEFAULT_APPS] if apps is None else apps:
             self.add_app(app)
         # Copies of the defaults: a test that edits its fake's user must not edit DEFAULT_USERS.
         for user in [replace(user) for user in DEFAULT_USERS] if users is None else users:
@@ -143,20 +186,93 @@ class FakeWeChat:
         with self._lock:
             self.users[user.key] = user
 
-    def openid_for(self, appid: str, user_key: str) -> str:
-        """The user's openid under ``appid``: stable across runs, different per app, like WeChat's."""
+    def _stands_in(self, user_key: str, snapshot: bool) -> bool:
+        # A snapshot of a real user is a virtual account; a snapshot FakeUser (dave) already is one.
+        user = self.users.get(user_key)
+        return snapshot and not (user is not None and user.snapshot)
+
+    def openid_for(self, appid: str, user_key: str, *, snapshot: bool = False) -> str:
+        """The user's openid under ``appid``: stable across runs, different per app, like WeChat's.
+
+        ``snapshot=True`` gives the virtual openid a snapshot page hands out instead
+        (see :meth:`snapshot_next`): distinct from every real user's.
+        """
+        if self._stands_in(user_key, snapshot):
+            return stable_id("snapshot-openid", appid, user_key)
         return stable_id("openid", appid, user_key)
 
-    def issue_code(self, appid: str, user_key: str, scope: str = protocol.SCOPE_USERINFO) -> str:
-        """Mint a code as if ``user_key`` had consented to ``appid`` (no browser needed)."""
-        if appid not in self.apps:
-            raise ValueError(f"unknown appid {appid!r}")
-        if user_key not in self.users:
+    def unionid_for(self, appid: str, user_key: str, *, snapshot: bool = False) -> str | None:
+        """The unionid WeChat reveals for the user under ``appid``: None when the app is not bound.
+
+        The same person has the same unionid under every bound app (unregistered
+        appids count as bound); ``snapshot=True`` gives the virtual one.
+        """
+        user = self.users.get(user_key)
+        if user is None:
             raise ValueError(f"unknown user {user_key!r}")
-        if scope not in protocol.OA_SCOPES:
-            raise ValueError(f"scope must be one of {sorted(protocol.OA_SCOPES)}")
+        app = self.apps.get(appid)
+        if app is not None and not app.bound:
+            return None
+        return stable_id("snapshot-unionid", user_key) if self._stands_in(user_key, snapshot) else user.unionid
+
+    def _checked(self, appid: str, user_key: str, kinds: tuple[AppKind, ...]) -> tuple[FakeApp, FakeUser]:
+        app, user = self.apps.get(appid), self.users.get(user_key)
+        if app is None:
+            raise ValueError(f"unknown appid {appid!r}")
+        if user is None:
+            raise ValueError(f"unknown user {user_key!r}")
+        if app.kind not in kinds:
+            hint = "use issue_js_code" if app.kind == "miniprogram" else "use issue_code"
+            raise ValueError(f"{appid} is a {app.kind} app: {hint}")
+        if user.snapshot and app.kind != "official_account":
+            raise ValueError(
+                f"{user_key!r} is a snapshot-page virtual user: they exist only in Official Account logins"
+            )
+        return app, user
+
+    def issue_code(self, appid: str, user_key: str, scope: str | None = None, *, snapshot: bool = False) -> str:
+        """Mint a code as if ``user_key`` had consented to ``appid`` (no browser needed).
+
+        ``scope`` defaults to ``snsapi_userinfo`` for an Official Account and
+        ``snsapi_login`` for a website app (whose codes live 600 s instead of 300 s).
+        An Official Account ``snsapi_userinfo`` code is a snapshot-page virtual
+        identity when ``snapshot`` is true or :meth:`snapshot_next` has one pending,
+        whichever user consented; a snapshot user (``dave``) always is one.
+        """
+        app, user = self._checked(appid, user_key, ("official_account", "website"))
+        scope = _DEFAULT_SCOPE[app.kind] if scope is None else scope
+        if scope not in _KIND_SCOPES[app.kind]:
+            raise ValueError(f"a {app.kind} app's scope must be one of {sorted(_KIND_SCOPES[app.kind])}")
+        if snapshot and app.kind != "official_account":
+            raise ValueError("snapshot identities exist only in Official Account logins")
+        lifetime = protocol.QR_CODE_LIFETIME if app.kind == "website" else protocol.OA_CODE_LIFETIME
         with self._lock:
-            return self._grants.issue_code(appid, user_key, self.openid_for(appid, user_key), scope)
+            pending = app.kind == "official_account" and scope == protocol.SCOPE_USERINFO and self._snapshots > 0
+            if pending and not snapshot:
+                self._snapshots -= 1
+                snapshot = True
+            openid = self.openid_for(appid, user_key, snapshot=snapshot)
+            return self._grants.issue_code(
+                appid, user_key, openid, scope, lifetime=lifetime, snapshot=snapshot or user.snapshot
+            )
+
+    def issue_js_code(self, appid: str, user_key: str) -> str:
+        """Mint the code ``wx.login()`` gives a mini program for ``user_key`` (single use, 300 s, jscode2session)."""
+        self._checked(appid, user_key, ("miniprogram",))
+        with self._lock:
+            return self._grants.issue_js_code(appid, user_key, self.openid_for(appid, user_key))
+
+    def snapshot_next(self, times: int = 1) -> None:
+        """Make the next ``times`` Official Account ``snsapi_userinfo`` consents snapshot-page virtual identities.
+
+        WeChat, not the user, decides on snapshot mode: whoever consents, the token
+        then says ``is_snapshotuser: 1`` and carries a virtual openid (and unionid,
+        for a bound app), and userinfo shows the virtual "微信用户".
+        """
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._lock:
+            self._snapshots += times
 
     def fail_next(self, endpoint: str, errcode: int, errmsg: str | None = None, times: int = 1) -> None:
         """Make the next ``times`` calls of ``endpoint`` answer ``errcode`` (HTTP 200, like WeChat).
@@ -201,10 +317,11 @@ class FakeWeChat:
             self.connections += 1
 
     def reset(self) -> None:
-        """Forget codes, tokens, requests, faults and the connection count; keep apps and users."""
+        """Forget codes, tokens, requests, faults, pending snapshots and the connection count; keep apps and users."""
         with self._lock:
             self._grants.clear()
             self._faults.clear()
+            self._snapshots = 0
             self.requests.clear()
             self.connections = 0
 
@@ -223,6 +340,13 @@ class FakeWeChat:
             return authorize.show(self, request)
         if path == authorize.CONFIRM_PATH:
             return authorize.confirm(self, request)
+        if path == protocol.QRCONNECT_PATH:
+            with self._lock:
+                return qrconnect.show(self, request)
+        if path == qrconnect.CONFIRM_PATH:
+            return qrconnect.confirm(self, request)
+        if path in wxlogin.SCRIPT_PATHS:
+            return wxlogin.serve(request)
         if path.startswith("/_fake/"):
             return control.handle(self, request)
         if path == "/":
@@ -231,7 +355,12 @@ class FakeWeChat:
 
     def _index(self) -> str:
         endpoints = [
-            (protocol.OA_AUTHORIZE_PATH, "GET: the consent page (strict query order)"),
+            (protocol.OA_AUTHORIZE_PATH, "GET: Official Account consent page (strict query order)"),
+            (protocol.QRCONNECT_PATH, "GET: website QR login page (any query order; login_type=jssdk: the iframe)"),
+            *(
+                (path, "GET: wxLogin.js, new WxLogin({...}) embeds the QR login iframe")
+                for path in wxlogin.SCRIPT_PATHS
+            ),
             *((path, f"GET: {name}") for name, path in ENDPOINT_PATHS.items()),
             *((path, f"{method}: {what}") for path, (method, what, _) in control.ENDPOINTS.items()),
         ]
@@ -271,6 +400,12 @@ class FakeWeChat:
             raise SnsError(40013)
         return app
 
+    def _grant_unionid(self, grant: Grant) -> str | None:
+        # Bound apps only (unionid_for), for the real or the virtual identity the code was minted for.
+        if grant.user_key not in self.users:
+            return None
+        return self.unionid_for(grant.appid, grant.user_key, snapshot=grant.snapshot)
+
     def _token_body(self, grant: Grant, *, first: bool) -> dict[str, object]:
         body: dict[str, object] = {
             "access_token": grant.access_token,
@@ -280,11 +415,11 @@ class FakeWeChat:
             "scope": grant.scope,
         }
         if first:
-            app, user = self.apps.get(grant.appid), self.users.get(grant.user_key)
-            # unionid: OA web auth sends it only for snsapi_userinfo, and only for bound apps.
-            if user is not None and app is not None and app.bound and grant.scope == protocol.SCOPE_USERINFO:
-                body["unionid"] = user.unionid
-            if user is not None and user.snapshot:
+            # unionid: only for snsapi_userinfo (OA) or snsapi_login (website), and only for bound apps.
+            unionid = self._grant_unionid(grant) if grant.scope in _PROFILE_SCOPES else None
+            if unionid is not None:
+                body["unionid"] = unionid
+            if grant.snapshot:
                 body["is_snapshotuser"] = 1
         return body
 
@@ -319,33 +454,62 @@ class FakeWeChat:
 
     def _userinfo(self, params: dict[str, str]) -> dict[str, object]:
         grant = self._checked_grant(params)
-        if grant.scope != protocol.SCOPE_USERINFO:
+        if grant.scope not in _PROFILE_SCOPES:
             raise SnsError(48001)
         user = self.users[grant.user_key]
-        app = self.apps.get(grant.appid)
+        virtual = self._stands_in(grant.user_key, grant.snapshot)
         # Since 2021-10-20: sex 0 and empty region/language for everyone.
         body: dict[str, object] = {
             "openid": grant.openid,
-            "nickname": user.nickname,
+            "nickname": SNAPSHOT_NICKNAME if virtual else user.nickname,
             "sex": 0,
             "language": "",
             "city": "",
             "province": "",
             "country": "",
-            "headimgurl": user.headimgurl,
+            "headimgurl": SNAPSHOT_AVATAR if virtual else user.headimgurl,
             "privilege": [],
         }
-        if app is not None and app.bound:
-            body["unionid"] = user.unionid
+        unionid = self._grant_unionid(grant)
+        if unionid is not None:
+            body["unionid"] = unionid
         return body
 
     def _auth(self, params: dict[str, str]) -> dict[str, object]:
         self._checked_grant(params)
         return {"errcode": 0, "errmsg": "ok"}
 
+    def _jscode2session(self, params: dict[str, str]) -> dict[str, object]:
+        app = self._app_for(params)
+        if app.kind != "miniprogram":
+            raise SnsError(40013)  # an OA or website appid is not a mini program's
+        secret = params.get("secret", "")
+        if not secret:
+            raise SnsError(41004)
+        if secret != app.secret:
+            raise SnsError(40125)
+        if params.get("grant_type") != "authorization_code":
+            raise SnsError(40002)
+        code = params.get("js_code", "")
+        if not code:
+            raise SnsError(41008)
+
+        def blocked(user_key: str) -> bool:
+            user = self.users.get(user_key)
+            return user is not None and user.blocked
+
+        user_key, openid = self._grants.redeem_js_code(app.appid, code, blocked)
+        # Real successes carry no errcode (and, nowadays, no expires_in).
+        body: dict[str, object] = {"session_key": new_session_key(), "openid": openid}
+        unionid = self.unionid_for(app.appid, user_key) if user_key in self.users else None
+        if unionid is not None:
+            body["unionid"] = unionid
+        return body
+
     _HANDLERS: Final[dict[str, Callable[[FakeWeChat, dict[str, str]], dict[str, object]]]] = {
         "access_token": _access_token,
         "refresh_token": _refresh_token,
         "userinfo": _userinfo,
         "auth": _auth,
+        "jscode2session": _jscode2session,
     }

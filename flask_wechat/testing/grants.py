@@ -6,6 +6,7 @@ token without sleeping. Not thread-safe on its own: :class:`FakeWeChat` holds th
 
 from __future__ import annotations
 
+import base64
 import secrets
 import string
 from collections.abc import Callable
@@ -14,9 +15,11 @@ from typing import Final
 
 from .. import protocol
 
-__all__ = ["Grant", "GrantStore", "SnsError", "new_code", "new_token"]
+__all__ = ["JS_CODE_LIFETIME", "Grant", "GrantStore", "SnsError", "new_code", "new_session_key", "new_token"]
 
 _CODE_ALPHABET: Final = string.ascii_letters + string.digits
+#: A ``wx.login()`` code lives 5 minutes, like an OA code.
+JS_CODE_LIFETIME: Final = 300
 
 
 class SnsError(Exception):
@@ -37,6 +40,11 @@ def new_token() -> str:
     return f"{secrets.randbelow(90) + 10}_{secrets.token_urlsafe(81)[:107]}"
 
 
+def new_session_key() -> str:
+    """A mini program ``session_key``: 16 random bytes in standard base64 (24 characters)."""
+    return base64.b64encode(secrets.token_bytes(16)).decode("ascii")
+
+
 @dataclass
 class _Code:
     appid: str
@@ -45,6 +53,7 @@ class _Code:
     scope: str
     expires_at: float
     used: bool = False
+    snapshot: bool = False
 
 
 @dataclass
@@ -61,6 +70,8 @@ class Grant:
     refresh_expires_at: float
     access_killed: bool = False
     refresh_killed: bool = False
+    #: A snapshot-page virtual identity: the token body says ``is_snapshotuser: 1``.
+    snapshot: bool = False
 
 
 class GrantStore:
@@ -69,21 +80,54 @@ class GrantStore:
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self._codes: dict[str, _Code] = {}
+        self._js_codes: dict[str, _Code] = {}
         self._by_access: dict[str, Grant] = {}
         self._by_refresh: dict[str, Grant] = {}
 
     def clear(self) -> None:
         """Forget everything issued so far."""
         self._codes.clear()
+        self._js_codes.clear()
         self._by_access.clear()
         self._by_refresh.clear()
 
-    def issue_code(self, appid: str, user_key: str, openid: str, scope: str) -> str:
-        """Mint a single-use code, as WeChat does when the user consents."""
+    def issue_code(
+        self,
+        appid: str,
+        user_key: str,
+        openid: str,
+        scope: str,
+        *,
+        lifetime: float = protocol.OA_CODE_LIFETIME,
+        snapshot: bool = False,
+    ) -> str:
+        """Mint a single-use code, as WeChat does when the user consents (QR login codes live 600 s)."""
         code = new_code()
-        expires_at = self.clock() + protocol.OA_CODE_LIFETIME
-        self._codes[code] = _Code(appid, user_key, openid, scope, expires_at)
+        self._codes[code] = _Code(appid, user_key, openid, scope, self.clock() + lifetime, snapshot=snapshot)
         return code
+
+    def issue_js_code(self, appid: str, user_key: str, openid: str) -> str:
+        """Mint a single-use ``wx.login()`` code; only ``/sns/jscode2session`` redeems it."""
+        code = new_code()
+        self._js_codes[code] = _Code(appid, user_key, openid, "", self.clock() + JS_CODE_LIFETIME)
+        return code
+
+    def redeem_js_code(self, appid: str, code: str, blocked: Callable[[str], bool]) -> tuple[str, str]:
+        """``(user_key, openid)`` of a ``wx.login()`` code: 40029 unknown/expired/other app, 40163 used.
+
+        ``blocked(user_key)`` true answers 40226 (high-risk user) and leaves the code unused.
+        """
+        entry = self._js_codes.get(code)
+        if entry is None or entry.appid != appid:
+            raise SnsError(40029)
+        if entry.used:
+            raise SnsError(40163)
+        if self.clock() >= entry.expires_at:
+            raise SnsError(40029)
+        if blocked(entry.user_key):
+            raise SnsError(40226)
+        entry.used = True
+        return entry.user_key, entry.openid
 
     def redeem(self, appid: str, code: str) -> Grant:
         """Exchange a code for a new grant: 40029 if unknown, expired or another app's; 40163 if used."""
@@ -105,6 +149,7 @@ class GrantStore:
             access_expires_at=now + protocol.ACCESS_TOKEN_LIFETIME,
             refresh_token=new_token(),
             refresh_expires_at=now + protocol.REFRESH_TOKEN_LIFETIME,
+            snapshot=entry.snapshot,
         )
         self._by_access[grant.access_token] = grant
         self._by_refresh[grant.refresh_token] = grant

@@ -1,9 +1,9 @@
 """Log a Flask test client in as a fake WeChat user, with no WeChat round trip.
 
 Tests of an app's own pages need a logged-in user far more often than they need the
-WeChat dance. :func:`login_as` stores the account the way a real login through the
-fake would (same openid, unionid, nickname and avatar, a fresh token) and then logs
-the user in with Flask-Login. No pytest here: the pytest plugin wraps this as the
+WeChat dance. :func:`login_as` hands the extension what a real callback through the
+fake would (same openid, unionid, nickname and avatar, a fresh token) and lets it
+store and log in the user as usual. No pytest here: the pytest plugin wraps this as the
 ``wechat_login`` fixture, and any other test runner can call it directly.
 """
 
@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from flask import session
-from flask_login import login_user
+from flask_login import current_user
 
 from .. import protocol
 from ..storage import Identity
@@ -23,12 +23,14 @@ from .grants import new_token
 if TYPE_CHECKING:
     from flask.testing import FlaskClient
 
-    from ..ext import WeChatState
+    from ..runtime import WeChatState
 
 __all__ = ["identity_for", "login_as"]
 
 #: The session keys Flask-Login's ``login_user`` writes for a non-"remember me" login.
 _LOGIN_KEYS: Final = ("_user_id", "_fresh", "_id")
+#: Scopes whose token comes with a profile (and, for bound apps, a unionid).
+_PROFILE_SCOPES: Final = frozenset({protocol.SCOPE_USERINFO, protocol.SCOPE_LOGIN})
 
 
 def _state(client: FlaskClient) -> WeChatState:
@@ -44,8 +46,8 @@ def identity_for(
 ) -> tuple[Identity, protocol.Token]:
     """What a completed login of ``user_key`` through ``fake`` yields: the identity and a fresh token.
 
-    Mirrors the fake's own answers: the profile only for ``snsapi_userinfo``, and
-    ``unionid`` only then and only when the app is bound (unknown apps count as bound).
+    Mirrors the fake's own answers: the profile and ``unionid`` only for
+    ``snsapi_userinfo`` and ``snsapi_login``, and ``unionid`` only for a bound app.
     """
     try:
         user = fake.users[user_key]
@@ -54,9 +56,8 @@ def identity_for(
     if user.snapshot:
         raise ValueError(f"{user_key!r} is a snapshot-page virtual user: WeChat logins never log them in")
     openid = fake.openid_for(appid, user_key)
-    app = fake.apps.get(appid)
-    with_profile = scope == protocol.SCOPE_USERINFO
-    unionid = user.unionid if with_profile and (app is None or app.bound) else None
+    with_profile = scope in _PROFILE_SCOPES
+    unionid = fake.unionid_for(appid, user_key) if with_profile else None
     userinfo = (
         protocol.UserInfo(openid=openid, nickname=user.nickname, headimgurl=user.headimgurl, unionid=unionid)
         if with_profile
@@ -81,29 +82,42 @@ def identity_for(
     return identity, token
 
 
-def login_as(client: FlaskClient, user_key: str = "alice", *, fake: FakeWeChat | None = None) -> Any:
+def login_as(
+    client: FlaskClient, user_key: str = "alice", *, fake: FakeWeChat | None = None, flow: str | None = None
+) -> Any:
     """Log ``client`` in as the fake WeChat user ``user_key`` and return their account row.
 
-    The account is created or updated and the user created (through the app's
-    ``@wechat.user_creator``) exactly as a real login would, then Flask-Login's own
-    ``login_user`` fills the client's session. ``fake`` supplies the users; by default
-    the app's in-app fake (``WECHAT_FAKE``) or else the default cast of a new
-    :class:`FakeWeChat`. The tokens are WeChat-shaped but no WeChat knows them: a page
-    that calls WeChat with them gets errcode 40001. Returns the account, detached
-    from its database session but with every column (and ``account.user``) loaded.
+    The login is stored and completed by the extension's own code, as after a real
+    callback: the account is created or updated, the user created through the app's
+    ``@wechat.user_creator``, the session renewed (``WECHAT_RENEW_SESSION``), Flask-Login's
+    ``login_user`` called and the ``account_created`` / ``logged_in`` signals sent. Only
+    WeChat is skipped. ``flow`` picks the app: ``"oa"`` (Official Account) or ``"qr"``
+    (website), by default the Official Account's when configured. ``fake`` supplies the
+    users; by default the app's in-app fake (``WECHAT_FAKE``) or else the default cast of a
+    new :class:`FakeWeChat`. The tokens are WeChat-shaped but no WeChat knows them: a page
+    that calls WeChat with them gets errcode 40001. Returns the account, detached from its
+    database session but with every column (and ``account.user``) loaded.
     """
     state = _state(client)
     app = client.application
+    name = flow or ("oa" if "oa" in state.web_flows else "qr")
+    try:
+        web = state.web_flows[name]
+    except KeyError:
+        raise ValueError(f"flow {name!r} is not configured on this app; configured: {list(state.web_flows)}") from None
     if fake is None:
         fake = state.fake if state.fake is not None else FakeWeChat()
-    identity, token = identity_for(fake, state.settings.appid, user_key, state.settings.scope)
+    identity, token = identity_for(fake, web.credentials.appid, user_key, web.scope)
     # The client's own environ, so Flask-Login's session identifier (_id) matches its requests.
     with app.test_request_context(environ_base=client.environ_base):
-        record = state.store().record_login(identity, token, state.extension.create_user_for(state))
+        record = state.record(identity, token)
+        user = state.log_in(str(record.user.id))
+        if not current_user.is_authenticated:
+            raise RuntimeError(f"Flask-Login refused to log in user {user!r} (is_active is false)")
         state.db.session.refresh(record.account)
-        if not login_user(record.user, remember=False, fresh=True):
-            raise RuntimeError(f"Flask-Login refused to log in user {record.user!r} (is_active is false)")
         keys = {key: session[key] for key in _LOGIN_KEYS if key in session}
     with client.session_transaction() as client_session:
+        if state.settings.renew_session:
+            client_session.clear()
         client_session.update(keys)
     return record.account

@@ -1,11 +1,14 @@
-"""The HTML the fake's open.weixin.qq.com side shows: consent, errors, refusal, index.
+"""The HTML the fake's open.weixin.qq.com side shows: consent, QR scan, errors, refusal, index.
 
-Plain strings, no JavaScript, readable on a phone; element ids and names are stable
-because browser tests click them (``input[name=user][value=KEY]``, ``#allow``, ``#deny``).
+Plain strings and no external assets; the only JavaScript is the one-line top-window
+navigation of the embedded QR login. Element ids and names are stable because
+browser tests click them (``input[name=user][value=KEY]``, ``#allow``, ``#deny``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Final
@@ -13,7 +16,16 @@ from typing import Final
 from .. import protocol
 from .accounts import FakeApp, FakeUser
 
-__all__ = ["consent_page", "denied_page", "error_page", "index_page"]
+__all__ = [
+    "consent_page",
+    "denied_page",
+    "error_page",
+    "fake_qr_svg",
+    "index_page",
+    "js_string",
+    "scan_page",
+    "top_redirect_page",
+]
 
 _STYLE: Final = """
 body{margin:0;font:16px/1.5 -apple-system,"PingFang SC","Microsoft YaHei",sans-serif;background:#ededed;color:#191919}
@@ -41,13 +53,22 @@ def _visible(text: str) -> str:
     return "".join(ch for ch in text if ch >= " ").strip()
 
 
-def _page(title: str, body: str) -> str:
+def _page(title: str, body: str, *, css: str = "", body_class: str = "", head: str = "", lang: str = "zh-CN") -> str:
+    klass = f' class="{escape(body_class)}"' if body_class else ""
     return (
-        '<!doctype html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
+        f'<!doctype html>\n<html lang="{escape(lang)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
-        f'<body><main><p class="banner">Fake WeChat · 本地测试，不是真正的微信</p>{body}</main></body></html>\n'
+        f"<title>{escape(title)}</title><style>{_STYLE}{css}</style>{head}</head>"
+        f'<body{klass}><main><p class="banner">Fake WeChat · 本地测试，不是真正的微信</p>{body}</main></body></html>\n'
     )
+
+
+def js_string(text: str) -> str:
+    """``text`` as a JavaScript string literal that is also safe inside an HTML ``<script>`` element."""
+    # json.dumps escapes quotes, backslashes, controls and (ASCII-only) U+2028/U+2029;
+    # <, > and & are escaped too so "</script>" or "<!--" can never end the element.
+    literal = json.dumps(text)
+    return literal.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _hidden(name: str, value: str) -> str:
@@ -104,11 +125,141 @@ def denied_page(app: FakeApp) -> str:
     return _page("已拒绝授权", body)
 
 
+_SCAN_STYLE: Final = """
+.scan main{max-width:36rem;text-align:center}
+.qr{display:block;margin:1rem auto;width:200px;height:200px;border:1px solid #e5e5e5;background:#fff}
+.scan .hint{color:#444}.scan .appname{font-weight:bold}
+.devpanel{margin-top:1.25rem;text-align:left;border:1px dashed #07c160;border-radius:6px;padding:.5rem .75rem}
+.devpanel p{margin:.25rem 0;font-size:.85rem;color:#555}
+.embedded{background:transparent;overflow:hidden}
+.embedded main{max-width:300px;min-height:0;padding:.25rem .5rem;background:transparent}
+.embedded p{margin:.1rem 0}.embedded .banner{font-size:.6rem;padding:0 .25rem}
+.embedded h1{font-size:.95rem;margin:.2rem 0 0}
+.embedded .qr{width:120px;height:120px;margin:.2rem auto}
+.embedded .hint,.embedded .appname{font-size:.8rem}
+.embedded .devpanel{margin-top:.25rem;padding:.15rem .4rem}.embedded .devpanel p{font-size:.62rem;line-height:1.3}
+.embedded fieldset{margin:.1rem 0;max-height:5.6rem;overflow-y:auto}.embedded legend{font-size:.7rem}
+.embedded label{padding:.1rem 0;font-size:.8rem;gap:.4rem}.embedded .avatar{width:1.2rem;height:1.2rem;font-size:.7rem}
+.embedded label br{display:none}.embedded label small{margin-left:.4rem}
+.embedded .buttons{display:flex;gap:.4rem}.embedded button{padding:.3rem;margin:.2rem 0 .1rem;font-size:.85rem}
+.embedded.white,.embedded.white h1,.embedded.white .hint,.embedded.white small,.embedded.white .devpanel p{color:#fff}
+"""
+
+_SCAN_TEXT: Final = {
+    "cn": {
+        "title": "微信登录",
+        "hint": "使用微信扫一扫登录",
+        "dev": "Fake WeChat：这个二维码没人能扫。选择一个测试用户代为扫码并确认登录。",
+        "legend": "以测试用户身份扫码 / Scan as",
+        "allow": "允许",
+        "deny": "拒绝",
+        "none": "没有可以扫码的测试用户。",
+    },
+    "en": {
+        "title": "WeChat Login",
+        "hint": "Scan with WeChat to log in",
+        "dev": "Fake WeChat: nobody can scan this code. Pick a test user to scan and confirm as.",
+        "legend": "Scan as",
+        "allow": "Allow",
+        "deny": "Deny",
+        "none": "No test user can scan.",
+    },
+}
+
+
+def fake_qr_svg(seed: str, modules: int = 25) -> str:
+    """An inline SVG that looks like a QR code (three finder squares, noise from ``seed``); it encodes nothing."""
+    bits = int.from_bytes(hashlib.sha512(seed.encode("utf-8")).digest() * 2, "big")
+    finders = [(0, 0), (modules - 7, 0), (0, modules - 7)]
+
+    def finder(x: int, y: int) -> bool | None:
+        for fx, fy in finders:
+            if fx - 1 <= x <= fx + 7 and fy - 1 <= y <= fy + 7:
+                dx, dy = x - fx, y - fy
+                if not (0 <= dx <= 6 and 0 <= dy <= 6):
+                    return False
+                ring = max(abs(dx - 3), abs(dy - 3))
+                return ring != 2
+        return None
+
+    def dark(x: int, y: int) -> bool:
+        fixed = finder(x, y)
+        return fixed if fixed is not None else bool(bits >> ((y * modules + x) % 1024) & 1)
+
+    cells = []  # one rectangle per horizontal run of dark modules, inside a 2-module quiet zone
+    for y in range(modules):
+        x = 0
+        while x < modules:
+            if not dark(x, y):
+                x += 1
+                continue
+            run = 1
+            while x + run < modules and dark(x + run, y):
+                run += 1
+            cells.append(f"M{x + 2} {y + 2}h{run}v1h-{run}z")
+            x += run
+    size = modules + 4
+    return (
+        f'<svg class="qr" id="qrcode" role="img" aria-label="fake QR code" viewBox="0 0 {size} {size}" '
+        f'xmlns="http://www.w3.org/2000/svg" shape-rendering="crispEdges">'
+        f'<rect width="{size}" height="{size}" fill="#fff"/><path fill="#000" d="{"".join(cells)}"/></svg>'
+    )
+
+
+def scan_page(
+    app: FakeApp,
+    *,
+    action: str,
+    hidden: Sequence[tuple[str, str]],
+    users: Sequence[FakeUser],
+    lang: str = "cn",
+    embedded: bool = False,
+    white: bool = False,
+    stylesheet: str | None = None,
+) -> str:
+    """The website QR login page (full page, or sized for wxLogin.js's 300x400 iframe) with a developer panel.
+
+    Nobody can scan the fake QR, so the panel lists the test users to "scan as" in
+    the consent page's own form fields (radio ``user``, buttons ``action`` allow/deny).
+    """
+    text = _SCAN_TEXT["en" if lang == "en" else "cn"]
+    fields = "".join(_hidden(name, value) for name, value in hidden)
+    choices = "".join(_user_choice(user, index == 0) for index, user in enumerate(users))
+    buttons = (
+        f'<div class="buttons"><button type="submit" name="action" value="allow" id="allow">{text["allow"]}</button>'
+        f'<button type="submit" name="action" value="deny" id="deny">{text["deny"]}</button></div>'
+        if users
+        else f'<p id="no-users">{text["none"]}</p>'
+    )
+    body = (
+        f"<h1>{text['title']}</h1>{fake_qr_svg('|'.join((app.appid, *(value for _, value in hidden))))}"
+        f'<p class="hint" id="hint">{text["hint"]}</p><p class="appname" id="appname">「{escape(app.name)}」</p>'
+        f'<form method="post" action="{escape(action)}" id="scan" class="devpanel">{fields}'
+        f"<p>{text['dev']}</p><fieldset><legend>{text['legend']}</legend>{choices}</fieldset>{buttons}</form>"
+    )
+    classes = " ".join(name for name, on in (("scan", True), ("embedded", embedded), ("white", white)) if on)
+    head = f'<link rel="stylesheet" href="{escape(stylesheet)}">' if stylesheet else ""
+    return _page(
+        text["title"], body, css=_SCAN_STYLE, body_class=classes, head=head, lang="en" if lang == "en" else "zh-CN"
+    )
+
+
+def top_redirect_page(url: str) -> str:
+    """What the embedded QR login answers when ``self_redirect`` is not true: navigate the top window to ``url``."""
+    body = (
+        '<h1 id="redirecting">正在跳转… / Redirecting…</h1>'
+        f'<p><a id="continue" href="{escape(url)}" target="_top">继续 / Continue</a></p>'
+        f"<script>window.top.location.href = {js_string(url)};</script>"
+    )
+    return _page("正在跳转", body, css=_SCAN_STYLE, body_class="scan embedded")
+
+
 def index_page(apps: Iterable[FakeApp], users: Iterable[FakeUser], endpoints: Iterable[tuple[str, str]]) -> str:
     """A map of the fake for people who open it in a browser."""
     rows = "".join(f"<li><code>{escape(path)}</code> {escape(what)}</li>" for path, what in endpoints)
     app_rows = "".join(
-        f"<li><code>{escape(app.appid)}</code> {escape(app.name)}{'' if app.bound else ' (unbound)'}</li>"
+        f"<li><code>{escape(app.appid)}</code> {escape(app.name)} <small>{escape(app.kind)}"
+        f"{'' if app.bound else ', unbound'}</small></li>"
         for app in apps
     )
     user_rows = "".join(f"<li><code>{escape(u.key)}</code> {escape(_visible(u.nickname))}</li>" for u in users)

@@ -28,7 +28,9 @@ __all__ = ["WeChatLogin", "fake_wechat", "fake_wechat_server", "wechat_login"]
 class WeChatLogin(Protocol):
     """The callable the ``wechat_login`` fixture returns."""
 
-    def __call__(self, client: FlaskClient, user_key: str = "alice", *, fake: FakeWeChat | None = None) -> Any: ...
+    def __call__(
+        self, client: FlaskClient, user_key: str = "alice", *, fake: FakeWeChat | None = None, flow: str | None = None
+    ) -> Any: ...
 
 
 @pytest.fixture
@@ -48,16 +50,20 @@ def fake_wechat_server(fake_wechat: FakeWeChat) -> Iterator[FakeWeChatServer]:
 def wechat_login(fake_wechat: FakeWeChat) -> WeChatLogin:
     """Log a test client in as a fake WeChat user: ``account = wechat_login(client, "bob")``.
 
+    ``flow="qr"`` logs in through the website app instead of the Official Account.
+
     The users come from ``fake`` if given, else from the app's in-app fake
     (``WECHAT_FAKE``), else from this test's ``fake_wechat`` (so edits to its users show).
     """
     # Imported here: the plugin loads in every pytest run, and this pulls in Flask.
     from .login import login_as
 
-    def login(client: FlaskClient, user_key: str = "alice", *, fake: FakeWeChat | None = None) -> Any:
+    def login(
+        client: FlaskClient, user_key: str = "alice", *, fake: FakeWeChat | None = None, flow: str | None = None
+    ) -> Any:
         if fake is None:
             in_app = getattr(client.application.extensions.get("wechat"), "fake", None)
             fake = in_app if in_app is not None else fake_wechat
-        return login_as(client, user_key, fake=fake)
+        return login_as(client, user_key, fake=fake, flow=flow)
 
     return login
