@@ -98,6 +98,18 @@ class AccountStore:
         query = select(self.account_model).filter_by(unionid=unionid).order_by(self.account_model.id).limit(1)
         return self.session.execute(query).unique().scalar_one_or_none()
 
+    def user_of_unionid(self, unionid: str) -> Any | None:
+        """The local user of the person with this unionid: by the user's own column, else by an account.
+
+        The user's column still knows the person after their accounts were deleted.
+        """
+        if hasattr(self.user_model, "wechat_unionid"):
+            user = self.session.execute(select(self.user_model).filter_by(wechat_unionid=unionid)).scalar_one_or_none()
+            if user is not None:
+                return user
+        account = self.find_by_unionid(unionid)
+        return None if account is None else account.user
+
     def load_user(self, user_id: str | None) -> Any | None:
         """The user for Flask-Login, in one query; ``None`` if unknown or due for re-authorization."""
         try:
@@ -173,16 +185,16 @@ class AccountStore:
         self, identity: Identity, credentials: Credentials, create_user: Callable[[Identity], Any], bind_to: Any
     ) -> LoginRecord:
         account = self.find(identity.appid, identity.openid)
-        sibling = self.find_by_unionid(identity.unionid) if identity.unionid and account is None else None
+        known = self.user_of_unionid(identity.unionid) if identity.unionid and account is None else None
         if bind_to is not None:
-            self._check_bindable(identity, account, sibling, bind_to)
+            self._check_bindable(identity, account, known, bind_to)
         new_account = account is None
         new_user = False
         if account is None:
             if bind_to is not None:
                 user = bind_to
-            elif sibling is not None:
-                user = sibling.user
+            elif known is not None:
+                user = known
             else:
                 user = create_user(identity)
                 self.session.add(user)
@@ -208,9 +220,9 @@ class AccountStore:
         return LoginRecord(account=account, user=account.user, new_account=new_account, new_user=new_user)
 
     @staticmethod
-    def _check_bindable(identity: Identity, account: Any, sibling: Any, user: Any) -> None:
+    def _check_bindable(identity: Identity, account: Any, known: Any, user: Any) -> None:
         """Refuse to move a WeChat identity that belongs to another local user."""
-        owner = account.user if account is not None else sibling.user if sibling is not None else None
+        owner = account.user if account is not None else known
         if owner is not None and owner.id != user.id:
             raise IdentityTakenError()
         own_unionid = getattr(user, "wechat_unionid", None)

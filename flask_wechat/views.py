@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 from . import protocol
 from .errors import (
     AuthorizationDenied,
+    CodeBlockedError,
     CodeError,
     IdentityTakenError,
     LoginFlowError,
@@ -73,6 +74,7 @@ _ERROR_PAGES: Final[tuple[tuple[type[WeChatError], int, str], ...]] = (
     (SnapshotUserError, 403, SnapshotUserError.public_message),
     (IdentityTakenError, 409, IdentityTakenError.public_message),
     (StateError, 400, StateError.public_message),
+    (CodeBlockedError, 403, "WeChat blocked this login to protect the account. Please try again later."),
     (CodeError, 400, "This WeChat login link was already used or has expired. Please try again."),
     (RateLimitedError, 429, "WeChat is receiving too many logins right now. Please try again in a minute."),
     (LoginFlowError, 400, LoginFlowError.public_message),

@@ -312,3 +312,24 @@ def test_mini_program_endpoint_is_404_when_not_configured(
     client = make_app(fake_wechat_server.url, database_uri).test_client()
     assert client.post("/wechat/miniprogram/login", json={"code": "x"}).status_code == 404
     assert client.get("/wechat/qr").status_code == 404
+
+
+def test_a_person_whose_accounts_were_deleted_gets_their_user_back(app: Flask, fake_wechat: FakeWeChat) -> None:
+    phone = browser(app, WECHAT_UA)
+    login(phone, user="alice")
+    user = profile_user(phone)
+    with app.app_context():
+        db.session.query(WeChatAccount).delete()
+        db.session.commit()
+    again = browser(app, DESKTOP_UA)
+    trip = login(again, user="alice")
+    assert trip.response.status_code == 302
+    assert profile_user(again) == user
+    assert rows(app) == (1, 1)
+
+
+def test_a_blocked_user_gets_a_page_that_says_so(app: Flask, fake_wechat: FakeWeChat) -> None:
+    fake_wechat.fail_next("access_token", 40226, errmsg="code blocked")
+    trip = login(browser(app, WECHAT_UA))
+    assert trip.response.status_code == 403
+    assert "blocked" in trip.response.get_data(as_text=True)

@@ -12,6 +12,10 @@ from __future__ import annotations
 from .fake import (
     DEFAULT_USERS,
     DEMO_APPID,
+    DEMO_MINIPROGRAM_APPID,
+    DEMO_MINIPROGRAM_SECRET,
+    DEMO_OPEN_APPID,
+    DEMO_OPEN_SECRET,
     DEMO_SECRET,
     ENDPOINT_PATHS,
     FakeApp,
@@ -24,6 +28,10 @@ from .server import FakeWeChatServer, serve_forever
 __all__ = [
     "DEFAULT_USERS",
     "DEMO_APPID",
+    "DEMO_MINIPROGRAM_APPID",
+    "DEMO_MINIPROGRAM_SECRET",
+    "DEMO_OPEN_APPID",
+    "DEMO_OPEN_SECRET",
     "DEMO_SECRET",
     "ENDPOINT_PATHS",
     "FakeApp",

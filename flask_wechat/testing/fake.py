@@ -61,8 +61,7 @@ __all__ = [
     "RecordedRequest",
 ]
 
-#: The mini program login endpoint (``code2Session``) on api.weixin.qq.com.
-JSCODE2SESSION_PATH: Final = "/sns/jscode2session"
+JSCODE2SESSION_PATH: Final = protocol.JSCODE2SESSION_PATH
 
 #: Endpoint names accepted by :meth:`FakeWeChat.fail_next` and friends.
 ENDPOINT_PATHS: Final = {
