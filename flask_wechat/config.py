@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from . import protocol
 from .errors import ConfigurationError
+from .i18n import LANGUAGES
 
 __all__ = [
     "DEFAULTS",
@@ -115,6 +116,11 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "(a signed bearer token in the JSON answer, sent back as 'Authorization: Bearer ...').",
     ),
     Option("WECHAT_MINIPROGRAM_TOKEN_MAX_AGE", 7 * 24 * 3600, "Seconds a mini-program bearer token stays valid."),
+    Option(
+        "WECHAT_DEFAULT_LANGUAGE",
+        "en",
+        "Language of the extension's pages when the browser asks for neither Chinese nor English: 'zh-CN' or 'en'.",
+    ),
     Option("WECHAT_FAKE", False, "Serve the built-in fake WeChat inside the app (demo and development only)."),
     Option("WECHAT_FAKE_PATH", "/_fake_wechat", "Where the fake WeChat is mounted in fake mode."),
 )
@@ -169,6 +175,7 @@ class Settings:
     fake: bool
     fake_path: str
     qr_script_url: str
+    default_language: str
     miniprogram_auth: str
     miniprogram_token_max_age: int
 
@@ -254,6 +261,13 @@ def _demo_credentials(config: Mapping[str, Any]) -> dict[str, str]:
     return filled
 
 
+def _choice(config: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:
+    value = config.get(key)
+    if value not in choices:
+        raise ConfigurationError(f"{key} must be one of {list(choices)}, got {value!r}")
+    return str(value)
+
+
 def _credentials(config: Mapping[str, Any], prefix: str) -> Credentials | None:
     appid, secret = config.get(f"{prefix}_APPID"), config.get(f"{prefix}_SECRET")
     if appid in (None, "") and secret in (None, ""):
@@ -330,6 +344,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         fake=fake,
         fake_path=fake_path,
         qr_script_url=_qr_script_url(config, open_base_url),
+        default_language=_choice(config, "WECHAT_DEFAULT_LANGUAGE", LANGUAGES),
         miniprogram_auth=auth_mode,
         miniprogram_token_max_age=_number(config, "WECHAT_MINIPROGRAM_TOKEN_MAX_AGE", int, 1),
     )

@@ -71,7 +71,6 @@ class WeChatAPIError(WeChatError):
     ``rid`` is WeChat's request id, the one thing its support asks for.
     """
 
-    errcode_default: ClassVar[int | None] = None
     #: Whether the same request may succeed when simply sent again.
     retryable: ClassVar[bool] = False
 
@@ -199,32 +198,21 @@ class WeChatResponseError(WeChatError):
 class LoginFlowError(WeChatError):
     """The browser side of a login went wrong; views answer these with a page, never a 500."""
 
-    #: Short, safe text a view may show to the visitor.
-    public_message: ClassVar[str] = "The WeChat login could not be completed."
-
 
 class AuthorizationDenied(LoginFlowError):
     """WeChat came back without a code: the user denied or aborted the authorization."""
-
-    public_message = "You did not authorize the login in WeChat."
 
 
 class StateError(LoginFlowError):
     """The callback's ``state`` is missing, unknown, expired, used or tampered with (CSRF)."""
 
-    public_message = "This login link has expired or was not started here. Please try again."
-
 
 class SnapshotUserError(LoginFlowError):
     """WeChat returned a snapshot-page virtual identity (``is_snapshotuser: 1``)."""
 
-    public_message = "Please open this page in WeChat and tap 使用完整服务 to continue."
-
 
 class IdentityTakenError(LoginFlowError):
     """Binding refused: this WeChat identity already belongs to another local user."""
-
-    public_message = "This WeChat account is already linked to another user of this site."
 
 
 class ReauthorizationRequired(WeChatError):

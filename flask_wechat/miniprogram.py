@@ -34,9 +34,7 @@ _TOKEN_SALT: Final = "flask-wechat mini program login"
 
 
 class BadMiniProgramRequest(LoginFlowError):
-    """The request carried no usable ``code``."""
-
-    public_message = 'Send JSON {"code": "<the code from wx.login()>"}.'
+    """The request carried no usable ``code`` (send JSON ``{"code": "<wx.login() code>"}``)."""
 
 
 #: (exception class, HTTP status, stable error code); the first match wins.

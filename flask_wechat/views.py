@@ -30,6 +30,7 @@ from .errors import (
     WeChatAPIError,
     WeChatError,
 )
+from .i18n import MESSAGES, pick_language
 from .miniprogram import error_answer, log_in_with_code, read_code
 
 if TYPE_CHECKING:
@@ -68,38 +69,38 @@ def safe_next_url(value: str | None, default: str) -> str:
     return default
 
 
-#: (status, page text) per error kind; the first class that matches wins.
+#: (status, words in :mod:`.i18n`) per error kind; the first class that matches wins.
 _ERROR_PAGES: Final[tuple[tuple[type[WeChatError], int, str], ...]] = (
-    (AuthorizationDenied, 403, AuthorizationDenied.public_message),
-    (SnapshotUserError, 403, SnapshotUserError.public_message),
-    (IdentityTakenError, 409, IdentityTakenError.public_message),
-    (StateError, 400, StateError.public_message),
-    (CodeBlockedError, 403, "WeChat blocked this login to protect the account. Please try again later."),
-    (CodeError, 400, "This WeChat login link was already used or has expired. Please try again."),
-    (RateLimitedError, 429, "WeChat is receiving too many logins right now. Please try again in a minute."),
-    (LoginFlowError, 400, LoginFlowError.public_message),
+    (AuthorizationDenied, 403, "denied"),
+    (SnapshotUserError, 403, "snapshot"),
+    (IdentityTakenError, 409, "identity_taken"),
+    (StateError, 400, "state"),
+    (CodeBlockedError, 403, "code_blocked"),
+    (CodeError, 400, "code"),
+    (RateLimitedError, 429, "rate_limited"),
+    (LoginFlowError, 400, "flow"),
     # WeChat failed us (busy, unreachable, bad answer, wrong credentials): a dependency failed,
     # not this site; 424 keeps such answers out of the 5xx range that pages operators.
-    (WeChatError, 424, "WeChat could not complete the login right now. Please try again shortly."),
+    (WeChatError, 424, "unavailable"),
 )
+
+
+def page(template: str, **context: object) -> str:
+    """Render one of the extension's pages in the visitor's language (as ``t`` and ``lang``)."""
+    settings = _state().settings
+    language = pick_language(request.headers.get("Accept-Language"), settings.default_language)
+    return render_template(template, t=MESSAGES[language], lang=language, **context)
 
 
 def error_response(exc: WeChatError) -> tuple[str, int]:
     """The page for a failed login; logs WeChat's errcode and rid, never a code or token."""
-    status, message = next((status, text) for kind, status, text in _ERROR_PAGES if isinstance(exc, kind))
+    status, words = next((status, key) for kind, status, key in _ERROR_PAGES if isinstance(exc, kind))
     if isinstance(exc, WeChatAPIError):
         log.warning("WeChat login failed: errcode %s (%s) rid=%s", exc.errcode, exc.errmsg, exc.rid)
     else:
         log.warning("WeChat login failed: %s", type(exc).__name__)
-    settings = _state().settings
-    page = render_template(
-        "wechat/error.html",
-        message=message,
-        status=status,
-        error=type(exc).__name__,
-        retry_url=f"{settings.url_prefix}/login",
-    )
-    return page, status
+    retry_url = f"{_state().settings.url_prefix}/login"
+    return page("wechat/error.html", words=words, status=status, error=type(exc).__name__, retry_url=retry_url), status
 
 
 def _state() -> WeChatState:
@@ -157,7 +158,14 @@ def qr() -> str:
     state = _state()
     if "qr" not in state.web_flows:
         abort(404)
-    return render_template("wechat/qr.html", next_url=_next_url(state))
+    return page("wechat/qr.html", next_url=_next_url(state))
+
+
+@blueprint.get("/choose")
+def choose() -> str:
+    """A page offering every configured way to log in; override ``wechat/choose.html``."""
+    state = _state()
+    return page("wechat/choose.html", next_url=_next_url(state), flows=sorted(state.web_flows))
 
 
 @blueprint.app_template_global("wechat_qr_login")

@@ -1,0 +1,74 @@
+"""The words of the pages visitors see, in Simplified Chinese and English.
+
+The language comes from the browser's Accept-Language; WeChat's in-app browser
+sends ``zh-CN``. Override a template to change the layout, or pass your own
+words to it: every page gets the chosen catalog as ``t``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+__all__ = ["LANGUAGES", "MESSAGES", "pick_language"]
+
+LANGUAGES: Final = ("zh-CN", "en")
+
+MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
+    "zh-CN": {
+        "title": "微信登录",
+        "try_again": "重试",
+        "denied": "你没有在微信中授权登录。",
+        "snapshot": "请在微信中打开此页面，并点击“使用完整服务”继续。",
+        "identity_taken": "这个微信账号已绑定本站的其他用户。",
+        "state": "登录链接已过期，或不是在本站发起的。请重试。",
+        "code_blocked": "为保护账号安全，微信拦截了这次登录。请稍后再试。",
+        "code": "这个微信登录链接已被使用或已过期。请重试。",
+        "rate_limited": "微信登录请求过多，请一分钟后再试。",
+        "flow": "微信登录未能完成。",
+        "unavailable": "微信暂时无法完成登录，请稍后再试。",
+        "qr_heading": "微信扫码登录",
+        "qr_hint": "请使用微信扫描二维码登录。",
+        "choose_heading": "选择登录方式",
+        "choose_qr": "微信扫码登录",
+        "choose_qr_hint": "在电脑或其他浏览器上，用手机微信扫码。",
+        "choose_oa": "在微信中登录",
+        "choose_oa_hint": "已在微信里打开本站时使用。",
+    },
+    "en": {
+        "title": "WeChat login",
+        "try_again": "Try again",
+        "denied": "You did not authorize the login in WeChat.",
+        "snapshot": "Please open this page in WeChat and tap 使用完整服务 (use full service) to continue.",
+        "identity_taken": "This WeChat account is already linked to another user of this site.",
+        "state": "This login link has expired or was not started here. Please try again.",
+        "code_blocked": "WeChat blocked this login to protect the account. Please try again later.",
+        "code": "This WeChat login link was already used or has expired. Please try again.",
+        "rate_limited": "WeChat is receiving too many logins right now. Please try again in a minute.",
+        "flow": "The WeChat login could not be completed.",
+        "unavailable": "WeChat could not complete the login right now. Please try again shortly.",
+        "qr_heading": "Log in with WeChat",
+        "qr_hint": "Scan the QR code with WeChat to log in.",
+        "choose_heading": "How would you like to log in?",
+        "choose_qr": "Scan a QR code with WeChat",
+        "choose_qr_hint": "On a computer or another browser: scan with WeChat on your phone.",
+        "choose_oa": "Log in inside WeChat",
+        "choose_oa_hint": "When this site is open in WeChat.",
+    },
+}
+
+
+def pick_language(accept_language: str | None, default: str) -> str:
+    """``zh-CN`` for any Chinese (``zh``, ``zh-CN``, ``zh-TW``...), ``en`` for English, else ``default``."""
+    best: tuple[float, str] | None = None
+    for part in (accept_language or "").split(","):
+        tag, _, params = part.strip().partition(";")
+        try:
+            quality = float(params.strip()[2:]) if params.strip().startswith("q=") else 1.0
+        except ValueError:
+            continue
+        primary = tag.strip().lower().split("-")[0]
+        language = {"zh": "zh-CN", "en": "en"}.get(primary)
+        if language and quality > 0 and (best is None or quality > best[0]):
+            best = (quality, language)
+    return best[1] if best else default
