@@ -333,3 +333,24 @@ def test_a_blocked_user_gets_a_page_that_says_so(app: Flask, fake_wechat: FakeWe
     trip = login(browser(app, WECHAT_UA))
     assert trip.response.status_code == 403
     assert "blocked" in trip.response.get_data(as_text=True)
+
+
+def test_mini_program_login_logs_no_code_or_session_key(
+    app: Flask, fake_wechat: FakeWeChat, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    code = fake_wechat.issue_js_code(DEMO_MINIPROGRAM_APPID, "alice")
+    answer = mini_login(app.test_client(), {"code": code})
+    mini_login(app.test_client(), {"code": code})  # used: an error path too
+    with app.app_context():
+        account = (
+            db.session.execute(select(WeChatAccount).filter_by(appid=DEMO_MINIPROGRAM_APPID)).unique().scalar_one()
+        )
+        session_key = account.session_key
+    text = caplog.text + "".join(str(record.args) for record in caplog.records)
+    assert "code_used" in text
+    for secret in (code, session_key, DEMO_MINIPROGRAM_SECRET):
+        assert secret not in text
+        assert secret not in answer.get_data(as_text=True)
