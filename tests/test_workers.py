@@ -82,6 +82,9 @@ def test_logins_spread_over_four_workers_all_succeed(tmp_path: Path, fake_wechat
         def one_login(n: int) -> int:
             with requests.Session() as browser:
                 browser.headers["X-Login-Id"] = str(n)
+                # Every other login comes from WeChat's browser (Official Account), the rest by QR.
+                if n % 2:
+                    browser.headers["User-Agent"] = "Mozilla/5.0 (iPhone) Mobile MicroMessenger/8.0.50"
                 start = browser.get(f"{base}/profile", allow_redirects=False, timeout=30)
                 to_wechat = browser.get(base + start.headers["Location"], allow_redirects=False, timeout=30)
                 answer = visit_wechat(to_wechat.headers["Location"], ["alice", "bob", "carol"][n % 3])
@@ -102,9 +105,16 @@ def test_logins_spread_over_four_workers_all_succeed(tmp_path: Path, fake_wechat
             served_by[login_id][path] = pid
     assert len(served_by) == 40
     assert len({pid for paths in served_by.values() for pid in paths.values()}) >= 2
-    crossed = [n for n, paths in served_by.items() if paths["/wechat/login"] != paths["/wechat/callback"]]
+    callbacks = {"/wechat/callback", "/wechat/qr/callback"}
+    assert all(len(callbacks & set(paths)) == 1 for paths in served_by.values())
+    crossed = [
+        n
+        for n, paths in served_by.items()
+        if paths["/wechat/login"] != next(pid for path, pid in paths.items() if path in callbacks)
+    ]
     assert crossed, "no login started on one worker and finished on another"
     with setup.app_context():
         assert db.session.execute(select(func.count()).select_from(User)).scalar_one() == 3
-        assert db.session.execute(select(func.count()).select_from(WeChatAccount)).scalar_one() == 3
+        # alice, bob and carol each came in through both apps: 3 people, 6 identities.
+        assert db.session.execute(select(func.count()).select_from(WeChatAccount)).scalar_one() == 6
         db.engine.dispose()
