@@ -62,6 +62,7 @@ def test_logins_spread_over_four_workers_all_succeed(tmp_path: Path, fake_wechat
         db.drop_all()
         store_table.drop(db.engine, checkfirst=True)
         db.create_all()
+        db.session.remove()
         db.engine.dispose()
 
     port, access_log = free_port(), tmp_path / "access.log"
@@ -117,4 +118,5 @@ def test_logins_spread_over_four_workers_all_succeed(tmp_path: Path, fake_wechat
         assert db.session.execute(select(func.count()).select_from(User)).scalar_one() == 3
         # alice, bob and carol each came in through both apps: 3 people, 6 identities.
         assert db.session.execute(select(func.count()).select_from(WeChatAccount)).scalar_one() == 6
+        db.session.remove()
         db.engine.dispose()
