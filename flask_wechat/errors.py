@@ -17,6 +17,7 @@ from typing import ClassVar
 __all__ = [
     "AccessTokenError",
     "AccessTokenExpiredError",
+    "AccountConflictError",
     "AuthorizationDenied",
     "CodeBlockedError",
     "CodeError",
@@ -213,6 +214,10 @@ class SnapshotUserError(LoginFlowError):
 
 class IdentityTakenError(LoginFlowError):
     """Binding refused: this WeChat identity already belongs to another local user."""
+
+
+class AccountConflictError(LoginFlowError):
+    """The login kept colliding with another one for the same person; trying again will do."""
 
 
 class ReauthorizationRequired(WeChatError):

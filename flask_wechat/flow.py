@@ -96,28 +96,39 @@ class LoginFlow:
 
     # -- finish --------------------------------------------------------------------------
 
-    def _verify(self, state: str, user_agent: str, flows: Container[int]) -> LoginState:
+    def _verify(self, state: str, user_agent: str, flows: Container[int], cookie_bound: Container[int]) -> LoginState:
         login = self.codec.verify(state, user_agent)
         if login.flow not in flows:
             raise StateError()  # minted for another flow (e.g. QR state at the in-WeChat callback)
         pending = self._pending()
+        started_here = pending is not None and any(entry[0] == login.nonce for entry in pending)
+        if pending is not None and not started_here:
+            # This browser has logins of its own pending, and this is not one of them.
+            raise StateError()
+        if login.flow in cookie_bound and not started_here:
+            # Flows that act on the logged-in user must come back to the browser that started
+            # them, cookie and all: a signed state alone could be planted in a victim's browser.
+            raise StateError()
         if pending is not None:
-            if not any(entry[0] == login.nonce for entry in pending):
-                # This browser has logins of its own pending, and this is not one of them.
-                raise StateError()
             self._save_pending([entry for entry in pending if entry[0] != login.nonce])
         return login
 
     def complete(
-        self, state: str, code: str, user_agent: str, exchanges: Mapping[int, Callable[[str, str], Outcome]]
+        self,
+        state: str,
+        code: str,
+        user_agent: str,
+        exchanges: Mapping[int, Callable[[str, str], Outcome]],
+        cookie_bound: Container[int] = (),
     ) -> Outcome:
         """Verify the callback and run its flow's ``exchange(code, next_url)`` once per state.
 
-        ``exchanges`` maps the flows this callback accepts to their work. A repeated hit
+        ``exchanges`` maps the flows this callback accepts to their work; flows in
+        ``cookie_bound`` are refused unless this browser's session started them. A repeated hit
         with the same state and code replays the first outcome (waiting for it if the
         first hit is still talking to WeChat); anything else fails.
         """
-        login = self._verify(state, user_agent, exchanges)
+        login = self._verify(state, user_agent, exchanges, cookie_bound)
         exchange = exchanges[login.flow]
         next_url = login.next_url or self.store.get(store_key("next", login.nonce)) or self.default_next
         if len(code) > MAX_CODE_LENGTH:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from flask import Request
+from flask import Request, current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from .errors import (
@@ -51,18 +51,21 @@ _ERRORS: Final[tuple[tuple[type[WeChatError], int, str], ...]] = (
 
 def read_code(request: Request) -> str:
     """The ``code`` of a well-formed request; anything else is a :class:`BadMiniProgramRequest`."""
-    payload = request.get_json(silent=True, force=True)
+    # JSON only: a cross-site form (text/plain) must not be able to log a browser in.
+    payload = request.get_json(silent=True) if request.is_json else None
     code = payload.get("code") if isinstance(payload, dict) else None
     if not isinstance(code, str) or not code.strip() or len(code) > MAX_CODE_LENGTH:
         raise BadMiniProgramRequest()
     return code.strip()
 
 
-def _serializer(secret_key: str | bytes) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key, salt=_TOKEN_SALT)
+def _serializer() -> URLSafeTimedSerializer:
+    # itsdangerous signs with the last key and verifies with all: SECRET_KEY_FALLBACKS keep old tokens.
+    keys = [*(current_app.config.get("SECRET_KEY_FALLBACKS") or []), current_app.secret_key]
+    return URLSafeTimedSerializer(keys, salt=_TOKEN_SALT)
 
 
-def log_in_with_code(state: WeChatState, js_code: str, secret_key: str | bytes) -> dict[str, Any]:
+def log_in_with_code(state: WeChatState, js_code: str) -> dict[str, Any]:
     """Exchange the code, store the account (``session_key`` sealed), log in; the JSON answer."""
     client = state.miniprogram
     if client is None:  # pragma: no cover - the view is only routed when configured
@@ -74,7 +77,7 @@ def log_in_with_code(state: WeChatState, js_code: str, secret_key: str | bytes) 
     record = state.record(identity, mini)
     answer: dict[str, Any] = {"user_id": record.user.id, "new_user": record.new_user}
     if state.settings.miniprogram_auth == "token":
-        answer["token"] = _serializer(secret_key).dumps({"u": str(record.user.id)})
+        answer["token"] = _serializer().dumps({"u": str(record.user.id)})
         answer["token_type"] = "Bearer"
         answer["expires_in"] = state.settings.miniprogram_token_max_age
         state.log_in(str(record.user.id), renew=False)
@@ -85,16 +88,12 @@ def log_in_with_code(state: WeChatState, js_code: str, secret_key: str | bytes) 
 
 def load_bearer_user(request: Request) -> Any:
     """Flask-Login's request loader: the user of a valid ``Authorization: Bearer`` token."""
-    from flask import current_app
-
     state: WeChatState | None = current_app.extensions.get("wechat")
     header = request.headers.get("Authorization", "")
     if state is None or state.settings.miniprogram_auth != "token" or not header.startswith("Bearer "):
         return None
     try:
-        data = _serializer(current_app.secret_key or "").loads(
-            header[len("Bearer ") :].strip(), max_age=state.settings.miniprogram_token_max_age
-        )
+        data = _serializer().loads(header[len("Bearer ") :].strip(), max_age=state.settings.miniprogram_token_max_age)
     except BadSignature:
         return None
     user_id = data.get("u") if isinstance(data, dict) else None

@@ -127,7 +127,11 @@ class WeChatState:
             web.flow_id + BIND: partial(self._exchange, flow, True),
         }
         outcome = self.flow.complete(
-            request.args.get("state", ""), request.args.get("code", ""), user_agent(), exchanges
+            request.args.get("state", ""),
+            request.args.get("code", ""),
+            user_agent(),
+            exchanges,
+            cookie_bound={web.flow_id + BIND},
         )
         self.log_in(outcome.user_id, renew=outcome.user_id != _current_user_id())
         return outcome.next_url

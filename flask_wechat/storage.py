@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, scoped_session
 
 from . import protocol
 from .crypto import TokenCipher
-from .errors import IdentityTakenError
+from .errors import AccountConflictError, IdentityTakenError
 from .models import utcnow
 
 __all__ = ["AccountStore", "Credentials", "Identity", "LoginRecord"]
@@ -161,8 +161,10 @@ class AccountStore:
                 raise
             except DBAPIError as exc:
                 self.session.rollback()
-                if attempt == _ATTEMPTS - 1 or not _lost_a_race(exc):
+                if not _lost_a_race(exc):
                     raise
+                if attempt == _ATTEMPTS - 1:
+                    raise AccountConflictError() from None
                 log.info("concurrent login of one WeChat user (%s); retrying", type(exc.orig).__name__)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -203,9 +205,14 @@ class AccountStore:
             self.session.add(account)
         if identity.unionid:
             account.unionid = identity.unionid
-            # The user's unique unionid is what makes two racing first logins of one person collide.
-            if hasattr(account.user, "wechat_unionid") and account.user.wechat_unionid is None:
-                account.user.wechat_unionid = identity.unionid
+            self._claim_unionid(account.user, identity.unionid)
+        if account.user.id is not None:
+            # The person proved who they are: no account of theirs forces another WeChat trip.
+            self.session.execute(
+                update(self.account_model)
+                .where(self.account_model.user_id == account.user.id, self.account_model.reauthorization_required)
+                .values(reauthorization_required=False)
+            )
         account.reauthorization_required = False
         if identity.userinfo is not None:
             self._apply_profile(account, identity.userinfo)
@@ -218,6 +225,20 @@ class AccountStore:
             account.session_key = self._seal(credentials.session_key)
         self.session.flush()
         return LoginRecord(account=account, user=account.user, new_account=new_account, new_user=new_user)
+
+    def _claim_unionid(self, user: Any, unionid: str) -> None:
+        """Give ``user`` the person's unionid unless another local user already has it.
+
+        The user's unique unionid is what makes two racing first logins of one person collide.
+        Two users for one person (made before the apps were bound) are the site's to merge.
+        """
+        if not hasattr(user, "wechat_unionid") or user.wechat_unionid is not None:
+            return
+        holder = self.session.execute(select(self.user_model).filter_by(wechat_unionid=unionid)).scalar_one_or_none()
+        if holder is None:
+            user.wechat_unionid = unionid
+        elif holder is not user:
+            log.warning("one WeChat person has two local users (ids %s and %s); merge them", holder.id, user.id)
 
     @staticmethod
     def _check_bindable(identity: Identity, account: Any, known: Any, user: Any) -> None:
@@ -235,6 +256,10 @@ class AccountStore:
         if info.unionid:
             account.unionid = info.unionid
         account.profile_updated_at = utcnow()
+
+    def session_key(self, account: Any) -> str | None:
+        """A mini program account's ``session_key`` (to decrypt the user's encrypted data)."""
+        return self._open(account.session_key)
 
     def _seal(self, value: str) -> str:
         return self.cipher.seal(value) if self.cipher else value
@@ -297,7 +322,10 @@ class AccountStore:
         while True:
             query = (
                 select(self.account_model)
-                .where(self.account_model.id > last_id, self.account_model.access_token.is_not(None))
+                .where(
+                    self.account_model.id > last_id,
+                    self.account_model.access_token.is_not(None) | self.account_model.session_key.is_not(None),
+                )
                 .order_by(self.account_model.id)
                 .limit(batch)
             )
@@ -305,9 +333,9 @@ class AccountStore:
             if not accounts:
                 return changed
             for account in accounts:
-                account.access_token = self.cipher.rotate(account.access_token)
-                if account.refresh_token:
-                    account.refresh_token = self.cipher.rotate(account.refresh_token)
+                for field in ("access_token", "refresh_token", "session_key"):
+                    if getattr(account, field):
+                        setattr(account, field, self.cipher.rotate(getattr(account, field)))
                 last_id = account.id
             changed += len(accounts)
             self.session.commit()

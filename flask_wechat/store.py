@@ -105,17 +105,19 @@ class SQLStore:
 
     def set(self, key: str, value: str, ttl: int) -> None:
         values = {"value": value, "expires_at": self._expiry(ttl)}
+        # Keys are nearly always new (outcomes, long next paths): try the INSERT first.
         for _ in range(2):
-            with self._begin() as connection:
-                changed = connection.execute(update(store_table).where(store_table.c.key == key).values(**values))
-                if changed.rowcount == 1:
-                    return
             try:
                 with self._begin() as connection:
                     connection.execute(insert(store_table).values(key=key, **values))
                 return
             except IntegrityError:
-                continue  # a concurrent set inserted it first; update that row
+                pass
+            with self._begin() as connection:
+                changed = connection.execute(update(store_table).where(store_table.c.key == key).values(**values))
+                if changed.rowcount == 1:
+                    return
+            # The row vanished between the two statements (a sweep); insert again.
 
     def _sweep(self) -> None:
         self._writes += 1

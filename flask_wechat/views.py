@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 
 from . import protocol
 from .errors import (
+    AccountConflictError,
     AuthorizationDenied,
     CodeBlockedError,
     CodeError,
@@ -74,6 +75,7 @@ _ERROR_PAGES: Final[tuple[tuple[type[WeChatError], int, str], ...]] = (
     (AuthorizationDenied, 403, "denied"),
     (SnapshotUserError, 403, "snapshot"),
     (IdentityTakenError, 409, "identity_taken"),
+    (AccountConflictError, 409, "flow"),
     (StateError, 400, "state"),
     (CodeBlockedError, 403, "code_blocked"),
     (CodeError, 400, "code"),
@@ -216,7 +218,7 @@ def miniprogram_login() -> tuple[Response, int]:
     if state.miniprogram is None:
         abort(404)
     try:
-        answer = log_in_with_code(state, read_code(request), current_app.secret_key or "")
+        answer = log_in_with_code(state, read_code(request))
     except WeChatError as exc:
         body, status = error_answer(exc)
         log.warning("mini program login failed: %s", body["error"])

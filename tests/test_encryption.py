@@ -71,3 +71,23 @@ def test_plaintext_rows_from_before_encryption_still_open(
 def test_bad_keys_fail_at_start_up(keys: object, database_uri: str) -> None:
     with pytest.raises(ConfigurationError, match="WECHAT_TOKEN_KEYS"):
         make_app(None, database_uri, WECHAT_TOKEN_KEYS=keys)
+
+
+def test_session_keys_are_sealed_rotated_and_readable(
+    fake_wechat: FakeWeChat, fake_wechat_server: FakeWeChatServer, database_uri: str
+) -> None:
+    from flask_wechat.testing.fake import DEMO_MINIPROGRAM_APPID, DEMO_MINIPROGRAM_SECRET
+
+    apps = {"WECHAT_MINIPROGRAM_APPID": DEMO_MINIPROGRAM_APPID, "WECHAT_MINIPROGRAM_SECRET": DEMO_MINIPROGRAM_SECRET}
+    before = make_app(fake_wechat_server.url, database_uri, WECHAT_TOKEN_KEYS=[OLD], **apps)
+    code = fake_wechat.issue_js_code(DEMO_MINIPROGRAM_APPID, "alice")
+    assert before.test_client().post("/wechat/miniprogram/login", json={"code": code}).status_code == 200
+    after = make_app(fake_wechat_server.url, database_uri, WECHAT_TOKEN_KEYS=[NEW, OLD], **apps)
+    with after.app_context():
+        assert after.extensions["test_wechat"].rotate_token_keys() == 1
+    only_new = make_app(fake_wechat_server.url, database_uri, WECHAT_TOKEN_KEYS=[NEW], **apps)
+    with only_new.app_context():
+        account = db.session.execute(select(WeChatAccount)).unique().scalar_one()
+        assert account.session_key.startswith("fernet:")
+        session_key = only_new.extensions["wechat"].store().session_key(account)
+        assert session_key and len(session_key) == 24 and session_key not in account.session_key

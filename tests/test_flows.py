@@ -354,3 +354,73 @@ def test_mini_program_login_logs_no_code_or_session_key(
     for secret in (code, session_key, DEMO_MINIPROGRAM_SECRET):
         assert secret not in text
         assert secret not in answer.get_data(as_text=True)
+
+
+def test_a_binding_link_planted_in_another_browser_is_refused(app: Flask, fake_wechat: FakeWeChat) -> None:
+    attacker, victim = browser(app, WECHAT_UA), browser(app, WECHAT_UA)
+    login(attacker, user="bob")
+    victim_user = (login(victim, user="carol"), profile_user(victim))[1]
+    state = state_of(attacker.get("/wechat/bind?flow=qr").location)
+    code = fake_wechat.issue_code(DEMO_OPEN_APPID, "bob", scope="snsapi_login")
+    before = rows(app)
+    assert victim.get(f"/wechat/qr/callback?code={code}&state={state}").status_code == 400
+    assert rows(app) == before
+    assert profile_user(victim) == victim_user
+    with app.app_context():
+        assert db.session.execute(select(WeChatAccount).filter_by(appid=DEMO_OPEN_APPID)).first() is None
+
+
+def test_two_users_of_one_person_from_before_binding_still_log_in(
+    fake_wechat: FakeWeChat, fake_wechat_server: FakeWeChatServer, database_uri: str
+) -> None:
+    fake_wechat.apps[DEMO_OPEN_APPID].bound = False
+    app = make_app(fake_wechat_server.url, database_uri, **ALL_APPS)
+    login(browser(app, DESKTOP_UA), user="alice")  # no unionid yet: its own user
+    login(browser(app, WECHAT_UA), user="alice")  # unionid: the second user holds it
+    assert rows(app) == (2, 2)
+    fake_wechat.apps[DEMO_OPEN_APPID].bound = True  # the site binds its website app later
+    again = browser(app, DESKTOP_UA)
+    assert login(again, user="alice").response.status_code == 302
+    assert profile_user(again)
+    assert rows(app) == (2, 2)
+
+
+def test_a_dead_token_in_one_app_does_not_block_login_through_another(app: Flask, fake_wechat: FakeWeChat) -> None:
+    phone = browser(app, WECHAT_UA)
+    login(phone, user="alice")
+    with app.app_context():
+        account = db.session.execute(select(WeChatAccount)).unique().scalar_one()
+        account.reauthorization_required = True
+        db.session.commit()
+    assert phone.get("/profile").status_code == 302
+    desktop = browser(app, DESKTOP_UA)
+    assert login(desktop, user="alice").response.status_code == 302
+    assert profile_user(desktop)
+    assert profile_user(phone)
+
+
+def test_mini_program_login_takes_json_only(app: Flask, fake_wechat: FakeWeChat) -> None:
+    code = fake_wechat.issue_js_code(DEMO_MINIPROGRAM_APPID, "alice")
+    form = app.test_client().post(
+        "/wechat/miniprogram/login", data=json.dumps({"code": code}), content_type="text/plain"
+    )
+    assert form.status_code == 400 and form.get_json()["error"] == "invalid_request"
+    assert fake_wechat.calls("jscode2session") == []
+
+
+def test_bearer_tokens_survive_a_secret_key_rotation(
+    fake_wechat: FakeWeChat, fake_wechat_server: FakeWeChatServer, database_uri: str
+) -> None:
+    old = make_app(fake_wechat_server.url, database_uri, WECHAT_MINIPROGRAM_AUTH="token", **ALL_APPS)
+    token = mini_login(
+        old.test_client(), {"code": fake_wechat.issue_js_code(DEMO_MINIPROGRAM_APPID, "alice")}
+    ).get_json()["token"]
+    rotated = make_app(
+        fake_wechat_server.url,
+        database_uri,
+        SECRET_KEY="a-new-key",
+        SECRET_KEY_FALLBACKS=["test-secret-key"],
+        WECHAT_MINIPROGRAM_AUTH="token",
+        **ALL_APPS,
+    )
+    assert rotated.test_client().get("/profile", headers={"Authorization": f"Bearer {token}"}).status_code == 200
