@@ -422,8 +422,9 @@ class FakeWeChat:
                 body["is_snapshotuser"] = 1
         return body
 
-    def _access_token(self, params: dict[str, str]) -> dict[str, object]:
-        app = self._app_for(params)
+    @staticmethod
+    def _check_code_exchange(app: FakeApp, params: dict[str, str]) -> None:
+        """The checks every code exchange shares: the secret, then the grant type."""
         secret = params.get("secret", "")
         if not secret:
             raise SnsError(41004)
@@ -431,6 +432,10 @@ class FakeWeChat:
             raise SnsError(40125)
         if params.get("grant_type") != "authorization_code":
             raise SnsError(40002)
+
+    def _access_token(self, params: dict[str, str]) -> dict[str, object]:
+        app = self._app_for(params)
+        self._check_code_exchange(app, params)
         code = params.get("code", "")
         if not code:
             raise SnsError(41008)
@@ -482,13 +487,7 @@ class FakeWeChat:
         app = self._app_for(params)
         if app.kind != "miniprogram":
             raise SnsError(40013)  # an OA or website appid is not a mini program's
-        secret = params.get("secret", "")
-        if not secret:
-            raise SnsError(41004)
-        if secret != app.secret:
-            raise SnsError(40125)
-        if params.get("grant_type") != "authorization_code":
-            raise SnsError(40002)
+        self._check_code_exchange(app, params)
         code = params.get("js_code", "")
         if not code:
             raise SnsError(41008)
