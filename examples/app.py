@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Flask, render_template_string
+from flask import Flask, render_template
 from flask_login import current_user, login_required
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
@@ -41,35 +41,6 @@ class WeChatAccount(WeChatAccountMixin, db.Model):  # type: ignore[name-defined,
 
 wechat = WeChat(user_model=User, account_model=WeChatAccount)
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>flask-wechat demo</title></head>
-<body style="font-family: -apple-system, 'PingFang SC', sans-serif;
-             max-width: 32rem; margin: 2rem auto; padding: 0 1rem">
-{% if account %}
-  <h1>Hello, <span id="nickname">{{ account.nickname or "WeChat user" }}</span></h1>
-  {% if account.avatar_url %}<img src="{{ account.avatar_url }}" alt="" width="66" height="66">{% endif %}
-  <dl>
-    <dt>Local user id</dt><dd id="user-id">{{ user.id }}</dd>
-    <dt>openid</dt><dd id="openid">{{ account.openid }}</dd>
-    <dt>unionid</dt><dd id="unionid">{{ account.unionid or "-" }}</dd>
-  </dl>
-  <h2>WeChat apps you used</h2>
-  <table id="accounts">
-    <tr><th>AppID</th><th>openid</th><th>nickname</th></tr>
-    {% for a in accounts %}<tr><td>{{ a.appid }}</td><td>{{ a.openid }}</td><td>{{ a.nickname }}</td></tr>{% endfor %}
-  </table>
-  <p><a id="bind" href="{{ url_for('wechat.bind', next=url_for('profile')) }}">Link WeChat in another app</a></p>
-  <form method="post" action="{{ url_for('wechat.logout') }}"><button id="logout">Log out</button></form>
-{% else %}
-  <h1>flask-wechat demo</h1>
-  <p>This page is public.
-     <a id="profile-link" href="{{ url_for('profile') }}">Your profile</a> needs a WeChat login: inside WeChat
-     through the Official Account, on a desktop browser by QR code.</p>
-  <p><a id="qr-link" href="{{ url_for('wechat.qr', next=url_for('profile')) }}">Scan a QR code on this site</a></p>
-{% endif %}
-</body></html>"""
-
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the demo app; ``test_config`` overrides everything else."""
@@ -93,9 +64,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     def page() -> str:
         if not current_user.is_authenticated:
-            return render_template_string(PAGE, account=None)
+            return render_template("page.html", account=None)
         accounts = wechat.accounts(current_user)
-        return render_template_string(PAGE, account=wechat.account(current_user), accounts=accounts, user=current_user)
+        latest = max(accounts, key=lambda account: account.updated_at) if accounts else None
+        return render_template("page.html", account=latest, accounts=accounts, user=current_user)
 
     @app.get("/")
     def index() -> str:
