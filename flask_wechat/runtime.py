@@ -138,10 +138,11 @@ class WeChatState:
 
     def log_in(self, user_id: str, *, renew: bool = True) -> Any:
         """Log ``user_id`` in with Flask-Login (renewing the session first) and tell the app."""
-        user = self.store().load_user(user_id)
+        record: LoginRecord | None = g.pop("_wechat_login_record", None)
+        # The first hit already holds its user; a duplicate hit loads the first hit's.
+        user = record.user if record is not None else self.store().load_user(user_id)
         if user is None:
             raise StateError()  # deleted, or marked for re-authorization, since the first hit
-        record: LoginRecord | None = g.pop("_wechat_login_record", None)
         if renew and self.settings.renew_session:
             # A login must not inherit a session someone else may have planted (fixation).
             session.clear()
