@@ -64,6 +64,8 @@ class WeChatUserMixin(UserMixin):  # type: ignore[misc]  # Flask-Login is untype
     #: The person's unionid across all WeChat apps of one Open Platform account; unique, so that
     #: two simultaneous first logins of one person cannot create two users.
     wechat_unionid: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    #: Set when a refresh token of theirs died: the next protected page sends them through WeChat.
+    wechat_reauthorization_required: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -92,8 +94,6 @@ class WeChatAccountMixin:
     #: WeChat never extends a refresh token: 30 days after the authorization it came from.
     refresh_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     profile_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
-    #: Set when the refresh token died: the user must go through WeChat again.
-    reauthorization_required: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

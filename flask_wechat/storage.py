@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, scoped_session
 
@@ -111,23 +111,15 @@ class AccountStore:
         return None if account is None else account.user
 
     def load_user(self, user_id: str | None) -> Any | None:
-        """The user for Flask-Login, in one query; ``None`` if unknown or due for re-authorization."""
+        """The user for Flask-Login (one primary-key load); ``None`` if unknown or due for re-authorization."""
         try:
             key = int(user_id or "")
         except ValueError:
             return None
-        due = (
-            select(self.account_model.id)
-            .where(
-                self.account_model.user_id == self.user_model.id,
-                self.account_model.reauthorization_required.is_(True),
-            )
-            .exists()
-        )
-        row = self.session.execute(select(self.user_model, due).where(self.user_model.id == key)).first()
-        if row is None or row[1]:
+        user = self.session.get(self.user_model, key)
+        if user is None or getattr(user, "wechat_reauthorization_required", False):
             return None
-        return row[0]
+        return user
 
     def accounts_of(self, user: Any, appid: str | None = None) -> list[Any]:
         """The user's WeChat accounts, oldest first, optionally in one app."""
@@ -206,14 +198,9 @@ class AccountStore:
         if identity.unionid:
             account.unionid = identity.unionid
             self._claim_unionid(account.user, identity.unionid)
-        if account.user.id is not None:
-            # The person proved who they are: no account of theirs forces another WeChat trip.
-            self.session.execute(
-                update(self.account_model)
-                .where(self.account_model.user_id == account.user.id, self.account_model.reauthorization_required)
-                .values(reauthorization_required=False)
-            )
-        account.reauthorization_required = False
+        if getattr(account.user, "wechat_reauthorization_required", False):
+            # The person proved who they are: a dead token no longer forces another WeChat trip.
+            account.user.wechat_reauthorization_required = False
         if identity.userinfo is not None:
             self._apply_profile(account, identity.userinfo)
         if isinstance(credentials, protocol.Token):
@@ -293,7 +280,8 @@ class AccountStore:
         account.refresh_token = None
         account.access_token_expires_at = None
         account.refresh_token_expires_at = None
-        account.reauthorization_required = True
+        if hasattr(account.user, "wechat_reauthorization_required"):
+            account.user.wechat_reauthorization_required = True
         self.session.commit()
 
     def authlib_token(self, account: Any) -> dict[str, Any] | None:

@@ -390,7 +390,7 @@ def test_a_dead_token_in_one_app_does_not_block_login_through_another(app: Flask
     login(phone, user="alice")
     with app.app_context():
         account = db.session.execute(select(WeChatAccount)).unique().scalar_one()
-        account.reauthorization_required = True
+        account.user.wechat_reauthorization_required = True
         db.session.commit()
     assert phone.get("/profile").status_code == 302
     desktop = browser(app, DESKTOP_UA)

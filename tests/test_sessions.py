@@ -66,7 +66,7 @@ def test_dead_refresh_token_sends_the_user_through_wechat_again(
     assert client.get("/profile").status_code == 200
     with app.app_context():
         account = db.session.execute(select(WeChatAccount)).unique().scalar_one()
-        assert not account.reauthorization_required and account.refresh_token
+        assert not account.user.wechat_reauthorization_required and account.refresh_token
 
 
 def test_redis_store_serves_the_flow(fake_wechat_server: FakeWeChatServer, database_uri: str) -> None:

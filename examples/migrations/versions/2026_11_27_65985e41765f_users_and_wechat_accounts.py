@@ -24,6 +24,7 @@ def upgrade() -> None:
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("wechat_unionid", sa.String(length=64), nullable=True),
+        sa.Column("wechat_reauthorization_required", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         # Named, so that a later revision can drop or change it on every database.
@@ -44,7 +45,6 @@ def upgrade() -> None:
         sa.Column("access_token_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("refresh_token_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("profile_updated_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("reauthorization_required", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
