@@ -171,7 +171,8 @@ class WeChatState:
             # Virtual identity of WeChat's snapshot page: never stored, never logged in.
             signals.snapshot_user.send(current_app._get_current_object(), flow=flow)  # type: ignore[attr-defined]
             raise self._failed(SnapshotUserError())
-        userinfo = self._profile(client, token) if self._profile_is_stale(appid, token) else None
+        store = self.store()
+        userinfo = self._profile(client, token) if self._profile_is_stale(store.find(appid, token.openid)) else None
         identity = Identity(
             appid=appid,
             openid=token.openid,
@@ -180,12 +181,16 @@ class WeChatState:
             avatar_url=userinfo.headimgurl if userinfo else "",
             userinfo=userinfo,
         )
-        return Outcome(user_id=str(self.record(identity, token, bind_to=bind_to).user.id), next_url=next_url)
+        record = self.record(identity, token, bind_to=bind_to, store=store)
+        return Outcome(user_id=str(record.user.id), next_url=next_url)
 
-    def record(self, identity: Identity, credentials: Credentials, *, bind_to: Any = None) -> LoginRecord:
+    def record(
+        self, identity: Identity, credentials: Credentials, *, bind_to: Any = None, store: AccountStore | None = None
+    ) -> LoginRecord:
         """Store a completed login and announce a new account; keep the record for ``log_in``."""
+        accounts = store or self.store()
         record: LoginRecord = self._guarded(
-            lambda: self.store().record_login(identity, credentials, self._create_user(self), bind_to=bind_to)
+            lambda: accounts.record_login(identity, credentials, self._create_user(self), bind_to=bind_to)
         )
         if record.new_account:
             signals.account_created.send(
@@ -208,9 +213,8 @@ class WeChatState:
         signals.login_failed.send(current_app._get_current_object(), error=exc)  # type: ignore[attr-defined]
         return exc
 
-    def _profile_is_stale(self, appid: str, token: protocol.Token) -> bool:
+    def _profile_is_stale(self, account: Any) -> bool:
         """Whether this login should fetch the profile (a returning user's may still be fresh)."""
-        account = self.store().find(appid, token.openid)
         if account is None or account.profile_updated_at is None:
             return True
         age: float = (utcnow() - account.profile_updated_at).total_seconds()

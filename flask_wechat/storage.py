@@ -87,11 +87,15 @@ class AccountStore:
         self.user_model = user_model
         self.account_model = account_model
         self.cipher = cipher
+        # Accounts this store already looked up (a login looks once, then writes).
+        self._found: dict[tuple[str, str], Any] = {}
 
     def find(self, appid: str, openid: str) -> Any | None:
         """The account of ``openid`` in ``appid``, or ``None``."""
-        query = select(self.account_model).filter_by(appid=appid, openid=openid)
-        return self.session.execute(query).unique().scalar_one_or_none()
+        if (appid, openid) not in self._found:
+            query = select(self.account_model).filter_by(appid=appid, openid=openid)
+            self._found[appid, openid] = self.session.execute(query).unique().scalar_one_or_none()
+        return self._found[appid, openid]
 
     def find_by_unionid(self, unionid: str) -> Any | None:
         """Any account of the person with this unionid (their accounts share one user)."""
@@ -153,6 +157,7 @@ class AccountStore:
                 raise
             except DBAPIError as exc:
                 self.session.rollback()
+                self._found.clear()  # another transaction won: look again
                 if not _lost_a_race(exc):
                     raise
                 if attempt == _ATTEMPTS - 1:
