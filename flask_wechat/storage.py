@@ -108,9 +108,9 @@ class AccountStore:
         The user's column still knows the person after their accounts were deleted.
         """
         if hasattr(self.user_model, "wechat_unionid"):
-            user = self.session.execute(select(self.user_model).filter_by(wechat_unionid=unionid)).scalar_one_or_none()
-            if user is not None:
-                return user
+            # Every account's user gets the person's unionid (see _claim_unionid): the column is enough.
+            query = select(self.user_model).filter_by(wechat_unionid=unionid)
+            return self.session.execute(query).scalar_one_or_none()
         account = self.find_by_unionid(unionid)
         return None if account is None else account.user
 
