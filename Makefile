@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: demo test check docs screenshots clean
+.PHONY: demo test check docs screenshots bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,8 @@ test: $(BIN)/.installed
 
 # Lint, format and type checks (CI runs them after the tests).
 check: $(BIN)/.installed
-	$(BIN)/ruff check flask_wechat tests examples docs
-	$(BIN)/ruff format --check flask_wechat tests examples docs
+	$(BIN)/ruff check flask_wechat tests examples docs benchmarks
+	$(BIN)/ruff format --check flask_wechat tests examples docs benchmarks
 	$(BIN)/mypy
 
 $(BIN)/.docs-installed: $(BIN)/.installed
@@ -34,6 +34,14 @@ $(BIN)/.docs-installed: $(BIN)/.installed
 # The documentation site, every warning an error (configuration and API pages are generated from the code).
 docs: $(BIN)/.docs-installed
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+$(BIN)/.bench-installed: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	touch $@
+
+# Complete logins against hand-written code and stock Authlib; see benchmarks/README.md.
+bench: $(BIN)/.bench-installed
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 # Refresh docs/screenshots/ from the browser test (needs /usr/bin/chromium and CJK/emoji fonts).
 screenshots: $(BIN)/.installed

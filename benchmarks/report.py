@@ -1,0 +1,340 @@
+"""The benchmark's outputs: the issue's targets as ratios, a markdown report, JSON and a plot."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["targets", "write"]
+
+Row = dict[str, Any]
+
+FW, HW, AUTHLIB, PATCHED = "flask-wechat", "hand-written", "stock-authlib", "flask-wechat+patches"
+COLORS = {FW: "#07c160", HW: "#fa5151", AUTHLIB: "#576b95", PATCHED: "#b8860b"}
+MAIN_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("contender", "contender", "{}"),
+    ("scenario", "scenario", "{}"),
+    ("logins/s", "logins_per_s", "{:.1f}"),
+    ("p50 ms", "p50_ms", "{:.1f}"),
+    ("p95 ms", "p95_ms", "{:.1f}"),
+    ("WeChat calls/login", "wechat_calls_per_login", "{:.2f}"),
+    ("new WeChat conns/100 logins", "wechat_connections_per_100_logins", "{:.0f}"),
+    ("CPU ms/login", "cpu_ms_per_login", "{:.1f}"),
+    ("peak RSS MB", "peak_rss_mb", "{:.1f}"),
+    ("cookie B", "cookie_bytes", "{}"),
+    ("max cookie B in flow", "max_cookie_bytes_during_login", "{}"),
+    ("SQL stmts/login", "sql_statements_per_login", "{:.1f}"),
+    ("commits/login", "sql_commits_per_login", "{:.1f}"),
+    ("errors", "errors", "{}"),
+)
+RSS_GROWTH_LIMIT_MB = 10.0
+FLAT_TOLERANCE = 1.25
+#: A cookie may gain a few bytes as user ids gain digits (the signed value is compressed and base64ed).
+COOKIE_NOISE_BYTES = 4
+
+
+def _find(rows: Iterable[Row], **match: Any) -> Row | None:
+    return next((row for row in rows if all(row.get(key) == value for key, value in match.items())), None)
+
+
+def _ratio(target: str, limit: float, numerator: Row | None, denominator: Row | None, key: str) -> Row:
+    if numerator is None or denominator is None or not denominator[key]:
+        return {"target": target, "measured": "not run", "limit": f"<= {limit}", "met": None}
+    value = numerator[key] / denominator[key]
+    measured = f"{value:.2f}x ({numerator[key]:.1f} / {denominator[key]:.1f})"
+    return {"target": target, "measured": measured, "value": value, "limit": f"<= {limit}", "met": value <= limit}
+
+
+def _exact(target: str, row: Row | None, key: str, expected: float) -> Row:
+    if row is None:
+        return {"target": target, "measured": "not run", "limit": f"= {expected:g}", "met": None}
+    value = row[key]
+    return {
+        "target": target,
+        "measured": f"{value:.2f}",
+        "value": value,
+        "limit": f"= {expected:g}",
+        "met": abs(value - expected) < 1e-9,
+    }
+
+
+#: (scenario, compared with, limit) of the latency targets at RTT 30 ms.
+LATENCY_TARGETS = (("first", HW, 0.5), ("first", AUTHLIB, 0.5), ("returning", HW, 0.3))
+#: WeChat calls flask-wechat may make per login of each scenario.
+CALLS = {"first": 2, "returning": 1, "base": 1}
+CPU_LIMIT = 1.25
+
+
+def targets(results: dict[str, Any]) -> list[Row]:
+    """Every target of issue #5 that this run measured, with its ratio and verdict.
+
+    With ``--patch``, the latency, CPU and call targets are also shown for ``flask-wechat+patches``:
+    what the proposed changes would give, measured in the same run.
+    """
+    if not results.get("main") and not results.get("flat"):
+        return []
+    out = _targets(results, FW) + _flat_targets(results.get("flat"))
+    if any(row["contender"] == PATCHED for row in results.get("main", [])):
+        out += _targets(results, PATCHED)[:-1]
+    return out
+
+
+def _targets(results: dict[str, Any], fw: str) -> list[Row]:
+    """The per-login targets of ``fw`` (flask-wechat, or its patched variant)."""
+    main: list[Row] = results.get("main", [])
+    at30 = [row for row in main if row["rtt_ms"] == 30]
+    at0 = [row for row in main if row["rtt_ms"] == 0]
+    any_rtt = at30 or main
+
+    def pick(rows: list[Row], contender: str, scenario: str) -> Row | None:
+        return _find(rows, contender=contender, scenario=scenario)
+
+    out = [
+        _ratio(f"RTT 30: {scenario}-login p50, {fw} / {versus}", limit,
+               pick(at30, fw, scenario), pick(at30, versus, scenario), "p50_ms")
+        for scenario, versus, limit in LATENCY_TARGETS
+    ]  # fmt: skip
+    out += [
+        _ratio(f"RTT 0: CPU per {scenario} login, {fw} / {HW}", CPU_LIMIT,
+               pick(at0, fw, scenario), pick(at0, HW, scenario), "cpu_ms_per_login")
+        for scenario in CALLS
+    ]  # fmt: skip
+    out += [
+        _exact(f"{fw} WeChat calls per {scenario} login", pick(any_rtt, fw, scenario), "wechat_calls_per_login", calls)
+        for scenario, calls in CALLS.items()
+    ]
+    hw_first = pick(any_rtt, HW, "first")
+    hw_connections = None if hw_first is None else {"value": hw_first["wechat_connections_per_100_logins"] / 100}
+    out.append(_exact(f"{HW} new WeChat connections per first login (reference)", hw_connections, "value", 2))
+    return out
+
+
+def _flat_targets(flat: dict[str, Any] | None) -> list[Row]:
+    if not flat or not flat["windows"]:
+        return [{"target": "flat cost over 5,000 logins", "measured": "not run", "limit": "", "met": None}]
+    windows = flat["windows"]
+    first, last = windows[0], windows[-1]
+    at_1000 = _find(windows, logins_so_far=1000) or last
+    conns = at_1000["wechat_connections_since_start"]
+    growth = last["peak_rss_mb"] - first["peak_rss_mb"]
+    span = f"{first['logins_so_far']} -> {last['logins_so_far']} logins"
+    rows = [
+        {
+            "target": f"flask-wechat WeChat connections for {at_1000['logins_so_far']} logins (1 worker x 1 thread)",
+            "measured": str(conns),
+            "value": conns,
+            "limit": "<= 1",
+            "met": conns <= 1,
+        },
+        {
+            "target": f"peak RSS growth, {span}",
+            "measured": f"{growth:.1f} MB",
+            "value": growth,
+            "limit": f"< {RSS_GROWTH_LIMIT_MB:g} MB",
+            "met": growth < RSS_GROWTH_LIMIT_MB,
+        },
+    ]
+    for label, key in (("p50 latency", "p50_ms"), ("CPU per login", "cpu_ms_per_login")):
+        base = windows[1] if len(windows) > 2 else first  # the first window also pays start-up work
+        value = last[key] / base[key] if base[key] else 0.0
+        rows.append(
+            {
+                "target": f"flat {label}, window {base['window']} -> {last['window']}",
+                "measured": f"{value:.2f}x ({base[key]:.1f} -> {last[key]:.1f})",
+                "value": value,
+                "limit": f"<= {FLAT_TOLERANCE}x",
+                "met": value <= FLAT_TOLERANCE,
+            }
+        )
+    cookie_growth = last["cookie_bytes"] - first["cookie_bytes"]
+    rows.append(
+        {
+            "target": f"flat session cookie, {span}",
+            "measured": f"{first['cookie_bytes']} -> {last['cookie_bytes']} B",
+            "value": cookie_growth,
+            "limit": f"<= +{COOKIE_NOISE_BYTES} B",
+            "met": cookie_growth <= COOKIE_NOISE_BYTES,
+        }
+    )
+    return rows
+
+
+def _table(headers: list[str], rows: Iterable[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cells(row: Row, columns: Iterable[tuple[str, str, str]]) -> list[str]:
+    return [fmt.format(row.get(key, "")) for _, key, fmt in columns]
+
+
+def _verdict(met: bool | None) -> str:
+    return {True: "**met**", False: "**MISSED**", None: "n/a"}[met]
+
+
+def _main_section(main: list[Row], options: dict[str, Any]) -> list[str]:
+    out = []
+    for rtt in sorted({row["rtt_ms"] for row in main}, reverse=True):
+        rows = [row for row in main if row["rtt_ms"] == rtt]
+        concurrency = rows[0].get("throughput_concurrency", "?")
+        out += [
+            f"## Logins at RTT {rtt:g} ms",
+            "",
+            f"gunicorn sync, {options['workers']} worker(s) per contender, {options['database']}. Latency, calls, "
+            f"connections, CPU, memory, cookie and SQL: {options['logins']} logins per row, one at a time, the "
+            f"contenders taking turns login by login. logins/s: {options['logins']} more logins per contender, "
+            f"{concurrency} browsers in flight.",
+            "",
+            _table([title for title, _, _ in MAIN_COLUMNS], (_cells(row, MAIN_COLUMNS) for row in rows)),
+            "",
+        ]
+    return out
+
+
+def _sweep_section(sweep: list[Row]) -> list[str]:
+    rtts = sorted({row["rtt_ms"] for row in sweep})
+    lines = []
+    for contender in COLORS:
+        for scenario in ("first", "returning"):
+            cells = []
+            for rtt in rtts:
+                row = _find(sweep, contender=contender, scenario=scenario, rtt_ms=rtt)
+                cells.append(f"{row['p50_ms']:.1f}" if row else "-")
+            if any(cell != "-" for cell in cells):
+                lines.append([contender, scenario, *cells])
+    return [
+        "## p50 login latency (ms) against RTT",
+        "",
+        _table(["contender", "scenario", *(f"RTT {rtt:g}" for rtt in rtts)], lines),
+        "",
+        "![p50 latency against RTT](p50_vs_rtt.png)",
+        "",
+    ]
+
+
+def _flat_section(flat: dict[str, Any]) -> list[str]:
+    columns = (
+        ("logins so far", "logins_so_far", "{}"),
+        ("window", "window", "{}"),
+        ("p50 ms", "p50_ms", "{:.1f}"),
+        ("CPU ms/login", "cpu_ms_per_login", "{:.1f}"),
+        ("peak RSS MB", "peak_rss_mb", "{:.1f}"),
+        ("cookie B", "cookie_bytes", "{}"),
+        ("WeChat calls/login", "wechat_calls_per_login", "{:.2f}"),
+        ("WeChat conns since start", "wechat_connections_since_start", "{}"),
+        ("errors", "errors", "{}"),
+    )
+    return [
+        f"## Flat cost: flask-wechat over {flat['logins']} first logins",
+        "",
+        f"One worker, RTT {flat['rtt_ms']:g} ms, no warm-up (connections count from start-up); figures per "
+        f"window of 100 logins; {flat['wall_s']:.0f} s in all.",
+        "",
+        _table([title for title, _, _ in columns], (_cells(row, columns) for row in flat["windows"])),
+        "",
+    ]
+
+
+def _scale_section(scale: list[Row], rtt: float) -> list[str]:
+    columns = (
+        ("database", "database", "{}"),
+        ("workers", "workers", "{}"),
+        ("contender", "contender", "{}"),
+        ("logins/s", "logins_per_s", "{:.1f}"),
+        ("p50 ms", "p50_ms", "{:.1f}"),
+        ("p95 ms", "p95_ms", "{:.1f}"),
+        ("browsers", "concurrency", "{}"),
+        ("WeChat calls/login", "wechat_calls_per_login", "{:.2f}"),
+        ("WeChat conns since start", "wechat_connections_since_start", "{}"),
+        ("CPU ms/login", "cpu_ms_per_login", "{:.1f}"),
+        ("errors", "errors", "{}"),
+    )
+    return [
+        f"## Scale: first logins at RTT {rtt:g} ms",
+        "",
+        _table([title for title, _, _ in columns], (_cells(row, columns) for row in scale)),
+        "",
+    ]
+
+
+def _plot(sweep: list[Row], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for contender in COLORS:
+        for scenario, style in (("first", "-"), ("returning", "--")):
+            points = sorted(
+                (row["rtt_ms"], row["p50_ms"])
+                for row in sweep
+                if row["contender"] == contender and row["scenario"] == scenario
+            )
+            if points:
+                xs, ys = zip(*points, strict=True)
+                axes.plot(xs, ys, style, marker="o", color=COLORS[contender], label=f"{contender}, {scenario} login")
+    axes.set_xlabel("simulated RTT to api.weixin.qq.com (ms)")
+    axes.set_ylabel("p50 login latency (ms)")
+    axes.set_title("WeChat login latency, first click to logged-in page")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def render(results: dict[str, Any]) -> str:
+    """The markdown report."""
+    meta = results["meta"]
+    options = meta["options"]
+    lines = [
+        "# flask-wechat login benchmark",
+        "",
+        f"{meta['date']}, commit {meta['commit']}, Python {meta['python']}, {meta['cpus']} CPUs, "
+        f"{meta.get('duration_s', 0):.0f} s. Every login is a fresh browser session over real HTTP: app under "
+        f"gunicorn, fake WeChat with one RTT per API call and two more per new connection.",
+        "",
+    ]
+    if options.get("store_url"):
+        lines += [f"flask-wechat kept its login states at `{options['store_url']}` (WECHAT_STORE_URL).", ""]
+    if options.get("patch"):
+        lines += [
+            f"`{PATCHED}` is the example app with the proposed flask-wechat changes {', '.join(options['patch'])} "
+            "(benchmarks/patches.py) applied as monkeypatches: not the package's numbers, what they would become.",
+            "",
+        ]
+    if results["targets"]:
+        lines += [
+            "## Targets (issue #5)",
+            "",
+            _table(
+                ["target", "measured", "limit", "verdict"],
+                ([t["target"], t["measured"], t["limit"], _verdict(t["met"])] for t in results["targets"]),
+            ),
+            "",
+        ]
+    lines += _main_section(results.get("main", []), options)
+    if results.get("sweep"):
+        lines += _sweep_section(results["sweep"])
+    if results.get("flat"):
+        lines += _flat_section(results["flat"])
+    if results.get("scale"):
+        lines += _scale_section(results["scale"], options["rtt_ms"])
+    return "\n".join(lines)
+
+
+def write(
+    results: dict[str, Any], out: Path, stem: str = "results", plot: Callable[[list[Row], Path], None] = _plot
+) -> str:
+    """Write ``STEM.json``, ``STEM.md`` and ``p50_vs_rtt.png`` into ``out``; return the markdown."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    markdown = render(results)
+    (out / f"{stem}.md").write_text(markdown + "\n", encoding="utf-8")
+    if results.get("sweep"):
+        plot(results["sweep"], out / "p50_vs_rtt.png")
+    return markdown
