@@ -8,6 +8,7 @@ code exchange, and typed userinfo and token validation with refresh handled.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 from authlib.integrations.flask_client import FlaskOAuth2App, OAuth
 from authlib.oauth2.rfc6749 import OAuth2Token
 from flask import redirect
+from requests.utils import get_environ_proxies
 from werkzeug.wrappers import Response
 
 from . import protocol
@@ -193,12 +195,19 @@ def register_app(
 
 
 def session_options(settings: Settings, adapter: KeepAliveAdapter, mounts: dict[str, Any] | None) -> dict[str, Any]:
-    """What every WeChat session gets: the shared pool, timeouts and the retry policy."""
+    """What every WeChat session gets: the shared pool, timeouts, the retry policy and the environment.
+
+    requests reads proxy and CA-bundle variables from the environment on every call;
+    they are read once here instead (``trust_env`` off), with the same outcome.
+    """
     return {
         "default_timeout": (settings.connect_timeout, settings.read_timeout),
         "adapter": adapter,
         "mounts": mounts or {},
         "retry": RetryPolicy(retries=settings.retries),
+        "trust_env": False,
+        "proxies": get_environ_proxies(settings.api_base_url),
+        "verify": os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True,
     }
 
 

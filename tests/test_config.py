@@ -100,3 +100,16 @@ def test_fake_mode_needs_no_credentials() -> None:
     assert settings.api_base_url == "http://fake-wechat.invalid"
     pointed = load_settings({**DEFAULTS, "WECHAT_FAKE": True, "WECHAT_API_BASE_URL": "http://127.0.0.1:9"})
     assert pointed.api_base_url == "http://127.0.0.1:9"
+
+
+def test_proxy_and_ca_bundle_come_from_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flask_wechat.client import session_options
+    from flask_wechat.compliance import KeepAliveAdapter
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/company-ca.pem")
+    options = session_options(settings_for(), KeepAliveAdapter(), None)
+    assert options["trust_env"] is False
+    assert options["proxies"]["https"] == "http://proxy.example:3128"
+    assert options["verify"] == "/etc/company-ca.pem"
