@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from flask import session
+from sqlalchemy.orm import Session, scoped_session
 
 from . import errors, protocol
 from .errors import AuthorizationDenied, StateError, WeChatAPIError, WeChatError
 from .loginstate import LoginState, StateCodec
-from .store import SharedStore, store_key
+from .store import SharedStore, SQLStore, store_key
 
 __all__ = ["LoginFlow", "Outcome"]
 
@@ -42,6 +43,29 @@ class Outcome:
 
     user_id: str
     next_url: str
+
+
+class OutcomeNote:
+    """Where a callback's outcome goes, so that a duplicate hit can be answered with it.
+
+    The exchange may write it inside its own database transaction (:meth:`write_in`),
+    saving the store a commit of its own; otherwise the flow stores it afterwards.
+    """
+
+    def __init__(self, store: SharedStore, key: str, next_url: str) -> None:
+        self.store = store
+        self.key = key
+        self.next_url = next_url
+        self.written = False
+
+    def value(self, user_id: str) -> str:
+        return json.dumps({"user": user_id, "next": self.next_url})
+
+    def write_in(self, session: Session | scoped_session[Session], user_id: str) -> None:
+        """Add the outcome to ``session``'s transaction when the store lives in that database."""
+        if isinstance(self.store, SQLStore) and self.store.shares(session):
+            self.store.insert_in(session, self.key, self.value(user_id), protocol.QR_CODE_LIFETIME)
+            self.written = True
 
 
 class LoginFlow:
@@ -118,10 +142,10 @@ class LoginFlow:
         state: str,
         code: str,
         user_agent: str,
-        exchanges: Mapping[int, Callable[[str, str], Outcome]],
+        exchanges: Mapping[int, Callable[[str, OutcomeNote], Outcome]],
         cookie_bound: Container[int] = (),
     ) -> Outcome:
-        """Verify the callback and run its flow's ``exchange(code, next_url)`` once per state.
+        """Verify the callback and run its flow's ``exchange(code, note)`` once per state.
 
         ``exchanges`` maps the flows this callback accepts to their work; flows in
         ``cookie_bound`` are refused unless this browser's session started them. A repeated hit
@@ -139,16 +163,16 @@ class LoginFlow:
             if self.store.get(state_key) != outcome_key:
                 raise StateError()  # the state was used with another code
             return self._replay(outcome_key)
+        note = OutcomeNote(self.store, outcome_key, next_url)
         try:
             if not code:
                 raise AuthorizationDenied()
-            outcome = exchange(code, next_url)
+            outcome = exchange(code, note)
         except WeChatError as exc:
             self.store.set(outcome_key, _error_record(exc), protocol.QR_CODE_LIFETIME)
             raise
-        self.store.set(
-            outcome_key, json.dumps({"user": outcome.user_id, "next": outcome.next_url}), protocol.QR_CODE_LIFETIME
-        )
+        if not note.written:
+            self.store.set(outcome_key, note.value(outcome.user_id), protocol.QR_CODE_LIFETIME)
         return outcome
 
     def _replay(self, outcome_key: str) -> Outcome:

@@ -21,7 +21,7 @@ from .client import MiniProgramClient, WebFlow, WeChatApp, token_from_authlib
 from .compliance import KeepAliveAdapter, as_authlib_token
 from .crypto import TokenCipher
 from .errors import LoginFlowError, SnapshotUserError, StateError, WeChatError
-from .flow import LoginFlow, Outcome
+from .flow import LoginFlow, Outcome, OutcomeNote
 from .models import utcnow
 from .storage import AccountStore, Credentials, Identity, LoginRecord
 
@@ -156,7 +156,7 @@ class WeChatState:
         )
         return user
 
-    def _exchange(self, flow: str, bind: bool, code: str, next_url: str) -> Outcome:
+    def _exchange(self, flow: str, bind: bool, code: str, note: OutcomeNote) -> Outcome:
         """The first hit's work: code -> token -> profile -> stored account and user.
 
         A binding attaches the WeChat identity to the logged-in user instead.
@@ -181,16 +181,25 @@ class WeChatState:
             avatar_url=userinfo.headimgurl if userinfo else "",
             userinfo=userinfo,
         )
-        record = self.record(identity, token, bind_to=bind_to, store=store)
-        return Outcome(user_id=str(record.user.id), next_url=next_url)
+        record = self.record(identity, token, bind_to=bind_to, store=store, note=note)
+        return Outcome(user_id=str(record.user.id), next_url=note.next_url)
 
     def record(
-        self, identity: Identity, credentials: Credentials, *, bind_to: Any = None, store: AccountStore | None = None
+        self,
+        identity: Identity,
+        credentials: Credentials,
+        *,
+        bind_to: Any = None,
+        store: AccountStore | None = None,
+        note: OutcomeNote | None = None,
     ) -> LoginRecord:
-        """Store a completed login and announce a new account; keep the record for ``log_in``."""
+        """Store a completed login (and the callback's outcome, in the same transaction when it can)."""
         accounts = store or self.store()
+        before_commit = None if note is None else (lambda user: note.write_in(accounts.session, str(user.id)))
         record: LoginRecord = self._guarded(
-            lambda: accounts.record_login(identity, credentials, self._create_user(self), bind_to=bind_to)
+            lambda: accounts.record_login(
+                identity, credentials, self._create_user(self), bind_to=bind_to, before_commit=before_commit
+            )
         )
         if record.new_account:
             signals.account_created.send(

@@ -139,6 +139,7 @@ class AccountStore:
         create_user: Callable[[Identity], Any],
         *,
         bind_to: Any = None,
+        before_commit: Callable[[Any], None] | None = None,
     ) -> LoginRecord:
         """Create or update the account of a completed login, creating its user if needed.
 
@@ -150,6 +151,8 @@ class AccountStore:
         for attempt in range(_ATTEMPTS):
             try:
                 record = self._record_login(identity, credentials, create_user, bind_to)
+                if before_commit is not None:
+                    before_commit(record.user)
                 self._commit_keeping_objects()
                 return record
             except IdentityTakenError:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session, scoped_session
 
 __all__ = ["RedisStore", "SQLStore", "SharedStore", "store_key", "store_table"]
 
@@ -118,6 +119,14 @@ class SQLStore:
                 if changed.rowcount == 1:
                     return
             # The row vanished between the two statements (a sweep); insert again.
+
+    def shares(self, session: Session | scoped_session[Session]) -> bool:
+        """Whether ``session`` talks to this store's database (so it can write in its transaction)."""
+        return session.get_bind() is self._engine()
+
+    def insert_in(self, session: Session | scoped_session[Session], key: str, value: str, ttl: int) -> None:
+        """Insert a new key as part of ``session``'s transaction (committed with it)."""
+        session.execute(insert(store_table).values(key=key, value=value, expires_at=self._expiry(ttl)))
 
     def _sweep(self) -> None:
         self._writes += 1
