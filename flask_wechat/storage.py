@@ -205,7 +205,7 @@ class AccountStore:
             self.session.add(account)
         if identity.unionid:
             account.unionid = identity.unionid
-            self._claim_unionid(account.user, identity.unionid)
+            self._claim_unionid(account.user, identity.unionid, new_user=new_user)
         if getattr(account.user, "wechat_reauthorization_required", False):
             # The person proved who they are: a dead token no longer forces another WeChat trip.
             account.user.wechat_reauthorization_required = False
@@ -221,13 +221,18 @@ class AccountStore:
         self.session.flush()
         return LoginRecord(account=account, user=account.user, new_account=new_account, new_user=new_user)
 
-    def _claim_unionid(self, user: Any, unionid: str) -> None:
-        """Give ``user`` the person's unionid unless another local user already has it.
+    def _claim_unionid(self, user: Any, unionid: str, *, new_user: bool) -> None:
+        """Give ``user`` the person's unionid unless another, older local user already has it.
 
-        The user's unique unionid is what makes two racing first logins of one person collide.
-        Two users for one person (made before the apps were bound) are the site's to merge.
+        A new user always claims it: the unique column then makes two racing first logins of
+        one person collide, and the loser's retry finds the winner. An older user that lacks it
+        while another has it is one person with two users (made before the apps were bound),
+        which is the site's to merge.
         """
         if not hasattr(user, "wechat_unionid") or user.wechat_unionid is not None:
+            return
+        if new_user:
+            user.wechat_unionid = unionid
             return
         holder = self.session.execute(select(self.user_model).filter_by(wechat_unionid=unionid)).scalar_one_or_none()
         if holder is None:
