@@ -1,6 +1,6 @@
 """Proposed flask-wechat changes, tried out as monkeypatches inside a benchmark worker only.
 
-``python -m benchmarks --patch all`` (or ``--patch proxies``) applies them to a second
+``python -m benchmarks --patch all`` (or ``--patch direct-login``) applies them to a second
 flask-wechat server, so a run shows what each proposal would buy before anyone edits the
 package. Each patch names the file and function it stands in for; a patch whose target has
 moved is skipped with a warning.
@@ -17,29 +17,6 @@ from flask import Flask
 __all__ = ["PATCHES", "apply"]
 
 log = logging.getLogger(__name__)
-
-
-def _proxies(app: Flask) -> None:
-    """compliance.py ``WeChatOAuth2Session.__init__``: read proxy settings once, not per call.
-
-    With ``trust_env`` on, requests scans ``os.environ`` for proxy and CA-bundle variables on
-    every request. Resolving them once at start-up (``requests.utils.get_environ_proxies`` for
-    the API base URL) and setting ``trust_env = False`` keeps the same behaviour.
-    """
-    import requests.utils
-
-    from flask_wechat.compliance import WeChatOAuth2Session
-
-    api_base = app.extensions["wechat"].settings.api_base_url
-    proxies = requests.utils.get_environ_proxies(api_base)
-    original_init = WeChatOAuth2Session.__init__
-
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        original_init(self, *args, **kwargs)
-        self.trust_env = False
-        self.proxies.update(proxies)
-
-    WeChatOAuth2Session.__init__ = __init__  # type: ignore[method-assign]
 
 
 def _direct_login(app: Flask) -> None:
@@ -65,7 +42,6 @@ def _direct_login(app: Flask) -> None:
 
 #: Patch name -> what it does to a freshly built flask-wechat app.
 PATCHES: dict[str, Callable[[Flask], None]] = {
-    "proxies": _proxies,
     "direct-login": _direct_login,
 }
 
