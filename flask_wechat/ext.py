@@ -25,7 +25,7 @@ from .miniprogram import load_bearer_user
 from .runtime import WeChatState
 from .storage import AccountStore, Identity
 from .store import RedisStore, SharedStore, SQLStore
-from .views import blueprint
+from .views import blueprint, send_to_wechat
 
 __all__ = ["WeChat", "WeChatState"]
 
@@ -141,6 +141,9 @@ class WeChat:
             manager.init_app(app)
         if manager.login_view is None:
             manager.login_view = "wechat.login"
+            if manager.unauthorized_callback is None:
+                # Straight to WeChat: one browser round trip less than a hop through the login view.
+                manager.unauthorized_handler(send_to_wechat)
         if manager._user_callback is None:
 
             def load_user(user_id: str) -> Any:

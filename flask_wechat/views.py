@@ -114,6 +114,16 @@ def _next_url(state: WeChatState) -> str:
     return safe_next_url(request.values.get("next"), state.settings.default_next)
 
 
+def send_to_wechat() -> Response:
+    """Flask-Login's unauthorized handler: send the visitor to WeChat now, and back here after."""
+    state = _state()
+    flow = state.choose_flow(None)
+    if flow is None:
+        abort(401)  # only a mini program is configured: no browser login exists
+    here = request.full_path if request.query_string else request.path
+    return state.begin_login(flow, safe_next_url(here, state.settings.default_next))
+
+
 @blueprint.get("/login")
 def login() -> Response:
     """Send the visitor through WeChat, then back to ``next`` (a same-site path only).

@@ -25,8 +25,7 @@ WECHAT_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E14
 def in_app_login(client: FlaskClient, user: str) -> str:
     """Log in through the fake WeChat mounted inside the demo app itself, as WeChat's browser."""
     client.environ_base["HTTP_USER_AGENT"] = WECHAT_UA
-    to_login = client.get("/profile")
-    to_wechat = client.get(to_login.location)
+    to_wechat = client.get("/profile")  # @login_required sends a stranger straight to WeChat
     authorize = urlsplit(to_wechat.location)
     assert authorize.path == "/_fake_wechat/connect/oauth2/authorize"
     page = client.get(f"{authorize.path}?{authorize.query}")

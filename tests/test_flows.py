@@ -212,7 +212,7 @@ def test_binding_refuses_to_steal_an_identity(app: Flask, fake_wechat: FakeWeCha
 
 def test_binding_needs_a_logged_in_user(app: Flask) -> None:
     response = browser(app, WECHAT_UA).get("/wechat/bind")
-    assert response.status_code == 302 and response.location.startswith("/wechat/login")
+    assert response.status_code == 302 and "/connect/oauth2/authorize?" in response.location
 
 
 def mini_login(client: FlaskClient, payload: object, **headers: str):  # type: ignore[no-untyped-def]

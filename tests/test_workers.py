@@ -86,9 +86,8 @@ def test_logins_spread_over_four_workers_all_succeed(tmp_path: Path, fake_wechat
                 # Every other login comes from WeChat's browser (Official Account), the rest by QR.
                 if n % 2:
                     browser.headers["User-Agent"] = "Mozilla/5.0 (iPhone) Mobile MicroMessenger/8.0.50"
-                start = browser.get(f"{base}/profile", allow_redirects=False, timeout=30)
-                to_wechat = browser.get(base + start.headers["Location"], allow_redirects=False, timeout=30)
-                answer = visit_wechat(to_wechat.headers["Location"], ["alice", "bob", "carol"][n % 3])
+                start = browser.get(f"{base}/wechat/login?next=/profile", allow_redirects=False, timeout=30)
+                answer = visit_wechat(start.headers["Location"], ["alice", "bob", "carol"][n % 3])
                 done = browser.get(answer.headers["Location"], timeout=30)
                 return done.status_code if done.url == f"{base}/profile" else -done.status_code
 

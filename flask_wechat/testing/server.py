@@ -59,9 +59,6 @@ class _Server(ThreadedWSGIServer):
 
 
 class _KeepAliveHandler(WSGIRequestHandler):
-    # Headers and body go out in two writes; without this Nagle + delayed ACK stall every
-    # request after the first on a kept-alive connection by 40 ms.
-    disable_nagle_algorithm = True
     """Werkzeug's handler (its environ, its dropped-connection handling) with a keep-alive run_wsgi.
 
     Werkzeug's own run_wsgi answers ``Connection: close`` and then drains the socket,
@@ -69,6 +66,9 @@ class _KeepAliveHandler(WSGIRequestHandler):
     body is read exactly and every answer is buffered and framed by Content-Length.
     """
 
+    # Headers and body go out in two writes; without this Nagle + delayed ACK stall every
+    # request after the first on a kept-alive connection by 40 ms.
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     server: _Server
 
