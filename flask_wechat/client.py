@@ -101,10 +101,9 @@ class WeChatApp(FlaskOAuth2App):  # type: ignore[misc]  # Authlib is untyped
 
     def validate_token(self, token: dict[str, Any]) -> bool:
         """Whether WeChat still accepts the access token (``/sns/auth``); invalid is ``False``."""
-
-        def auth(client: WeChatOAuth2Session) -> bool:
-            query = protocol.auth_query(client.token["access_token"], client.token["openid"])
-            url = self.api_base_url + protocol.AUTH_PATH
+        query = protocol.auth_query(token["access_token"], token["openid"])
+        url = self.api_base_url + protocol.AUTH_PATH
+        with self._get_oauth_client(**self.load_server_metadata()) as client:
             try:
                 client.retry.run(
                     lambda: client.get_json(url, query, endpoint=protocol.AUTH_PATH, withhold_token=True),
@@ -112,11 +111,7 @@ class WeChatApp(FlaskOAuth2App):  # type: ignore[misc]  # Authlib is untyped
                 )
             except (AccessTokenError, InvalidOpenIdError):
                 return False
-            return True
-
-        with self._get_oauth_client(**self.load_server_metadata()) as client:
-            client.token = token
-            return auth(client)
+        return True
 
     def _on_update_token(self, token: Any, refresh_token: Any = None, access_token: Any = None) -> None:
         super()._on_update_token(token, refresh_token=refresh_token, access_token=access_token)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -22,16 +21,14 @@ from .errors import ConfigurationError, ReauthorizationRequired, RefreshTokenErr
 from .flow import LoginFlow
 from .loginstate import StateCodec
 from .miniprogram import load_bearer_user
-from .runtime import WeChatState
-from .storage import AccountStore, Identity
+from .runtime import UserFactory, WeChatState
+from .storage import AccountStore
 from .store import RedisStore, SharedStore, SQLStore
 from .views import blueprint, send_to_wechat
 
 __all__ = ["WeChat", "WeChatState"]
 
 log = logging.getLogger(__name__)
-
-UserFactory = Callable[[Identity], Any]
 
 
 def _secret_keys(app: Flask) -> list[str | bytes]:
