@@ -23,7 +23,7 @@ log = logging.getLogger("mkdocs.plugins.flask_wechat")
 _MODULE_TITLES = {
     "flask_wechat.ext": "The extension",
     "flask_wechat.models": "Models",
-    "flask_wechat.storage": "Identities",
+    "flask_wechat.accounts": "Identities",
     "flask_wechat.protocol": "WeChat data",
     "flask_wechat.errors": "Errors",
 }

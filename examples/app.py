@@ -22,6 +22,9 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
 
 from flask_wechat import WeChat, WeChatAccountMixin, WeChatUserMixin
+from flask_wechat.testing import install
+
+APPID_KEYS = ("WECHAT_APPID", "WECHAT_OPEN_APPID", "WECHAT_MINIPROGRAM_APPID")
 
 
 class Base(DeclarativeBase):
@@ -53,9 +56,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     app.config.from_prefixed_env()
     app.config.update(test_config or {})
-    if not any(app.config.get(key) for key in ("WECHAT_APPID", "WECHAT_OPEN_APPID", "WECHAT_MINIPROGRAM_APPID")):
-        # No WeChat app configured: every flow runs against the built-in fake WeChat.
+    if app.config.get("WECHAT_FAKE") is None and not any(app.config.get(key) for key in APPID_KEYS):
+        # No WeChat app configured: this demo chooses to run every flow against the built-in fake.
         app.config["WECHAT_FAKE"] = True
+    if app.config.get("WECHAT_FAKE") is True:
+        install(app)
 
     db.init_app(app)
     wechat.init_app(app)

@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .accounts import Identity
     from .errors import (
         AccessTokenError,
         AuthorizationDenied,
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from .ext import WeChat
     from .models import WeChatAccountMixin, WeChatUserMixin
     from .protocol import Token, UserInfo
-    from .storage import Identity
 
 __version__ = "0.1.0"
 
@@ -39,7 +39,7 @@ _EXPORTS = {
     "WeChat": "ext",
     "WeChatUserMixin": "models",
     "WeChatAccountMixin": "models",
-    "Identity": "storage",
+    "Identity": "accounts",
     "Token": "protocol",
     "UserInfo": "protocol",
     "WeChatError": "errors",

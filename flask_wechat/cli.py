@@ -1,7 +1,9 @@
-"""``flask wechat ...`` commands: check a deployment's settings, manage linked accounts, run the fake.
+"""``flask wechat ...`` commands: check a deployment's settings and manage linked accounts.
 
 ``check`` exists because a wrong callback host only shows up as WeChat's error page
 10003 on a phone; it prints what WeChat will be sent and what the console must hold.
+Other packages add commands to the group through the ``flask_wechat.commands`` entry
+point (the fake WeChat's ``fake-server`` does).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import ipaddress
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -20,10 +23,10 @@ from sqlalchemy import select
 
 from . import config
 from .errors import ConfigurationError
-from .runtime import CALLBACKS
+from .runtime import CALLBACK_ENDPOINTS
 
 if TYPE_CHECKING:
-    from .runtime import WeChatState
+    from .runtime import Runtime
 
 __all__ = ["wechat_cli"]
 
@@ -42,25 +45,30 @@ FLOWS: Final = {
 }
 
 
-@click.group("wechat", help="flask-wechat tools.")
+#: Entry point group through which other packages add ``flask wechat`` commands.
+COMMANDS_GROUP: Final = "flask_wechat.commands"
+
+
+class _WeChatGroup(click.Group):
+    """The command group, with the commands other packages register under :data:`COMMANDS_GROUP`."""
+
+    def _plugins(self) -> dict[str, Any]:
+        return {point.name: point for point in entry_points(group=COMMANDS_GROUP)}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in (plugins := self._plugins()):
+            loaded: click.Command = plugins[cmd_name].load()
+            return loaded
+        return command
+
+
+@click.group("wechat", cls=_WeChatGroup, help="flask-wechat tools.")
 def wechat_cli() -> None:
     """The ``flask wechat`` command group (registered through the ``flask.commands`` entry point)."""
-
-
-@wechat_cli.command("fake-server")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
-@click.option(
-    "--rtt-ms", default=0.0, show_default=True, type=click.FloatRange(0), help="Simulated round trip per API call."
-)
-def fake_server(host: str, port: int, rtt_ms: float) -> None:
-    """Run the built-in fake WeChat (both hosts) for local development and tests.
-
-    Point WECHAT_OPEN_BASE_URL and WECHAT_API_BASE_URL at the URL it prints.
-    """
-    from .testing.server import serve_forever
-
-    serve_forever(host=host, port=port, request_latency=rtt_ms / 1000, connect_latency=2 * rtt_ms / 1000)
 
 
 # -- check ------------------------------------------------------------------------------------
@@ -149,38 +157,39 @@ def _check_callback(callback: str, app: Flask, report: _Report) -> None:
         )
 
 
-def _check_flow(app: Flask, state: WeChatState, name: str, host_known: bool, host: str | None, report: _Report) -> None:
+def _check_flow(app: Flask, runtime: Runtime, name: str, host_known: bool, host: str | None, report: _Report) -> None:
     """Facts and warnings of one browser flow: its callback, authorize link and console setting."""
-    web = state.web_flows[name]
+    web = runtime.web[name]
     label, console = FLOWS[name]
-    report.facts.append((label, f"AppID {web.credentials.appid}, scope {web.scope}"))
-    callback = _external_url(app, CALLBACKS[name], host)
+    report.facts.append((label, f"AppID {web.appid}, scope {web.scope}"))
+    callback = _external_url(app, CALLBACK_ENDPOINTS[name], host)
     if not host_known:
         scheme = app.config.get("PREFERRED_URL_SCHEME") or "http"
         report.facts.append(("  Callback URL", f"{scheme}://<request host>{urlsplit(callback).path}"))
         return
-    authorize = state.clients[name].create_authorization_url(callback, state=STATE_PLACEHOLDER)["url"]
+    authorize = web.remote.create_authorization_url(callback, state=STATE_PLACEHOLDER)["url"]
     report.facts += [
         ("  Callback URL", callback),
         ("  Authorize URL", authorize),
         ("", f"({STATE_PLACEHOLDER} stands for each login's random state)"),
     ]
-    if not state.settings.fake:
+    if not runtime.settings.fake:
         report.facts.append(("  Console domain", f"{urlsplit(callback).hostname}   ({console})"))
         _check_callback(callback, app, report)
 
 
 def _check(app: Flask, host: str | None) -> _Report:
     report = _Report()
-    state: WeChatState | None = app.extensions.get("wechat")
-    if state is None:
+    if "wechat" not in app.extensions:
         report.errors.append("WeChat is not initialised on this app: call wechat.init_app(app).")
         return report
+    with app.app_context():
+        runtime: Runtime = app.extensions["wechat"].runtime
     try:
         config.load_settings(app.config)
     except ConfigurationError as exc:
         report.errors.append(f"configuration changed after init_app and is now invalid: {exc}")
-    settings = state.settings
+    settings = runtime.settings
     report.facts.append(("App", app.import_name))
     _check_secret_key(app, report)
     if str(app.config.get("SESSION_COOKIE_SAMESITE") or "").lower() == "strict":
@@ -189,7 +198,7 @@ def _check(app: Flask, host: str | None) -> _Report:
             "WeChat, so visitors arrive looking logged out. Use 'Lax'."
         )
     if settings.fake:
-        report.facts.append(("Fake WeChat", f"on, mounted at {settings.fake_path}"))
+        report.facts.append(("Fake WeChat", f"on, mounted at {settings.open_base_url}"))
         report.warnings.append("WECHAT_FAKE is on: anyone can log in as any test user. Never run it in production.")
     elif (settings.open_base_url, settings.api_base_url) != (
         config.DEFAULTS["WECHAT_OPEN_BASE_URL"],
@@ -199,9 +208,9 @@ def _check(app: Flask, host: str | None) -> _Report:
             f"WeChat is replaced by {settings.open_base_url} and {settings.api_base_url}: fine for tests, "
             "not for production."
         )
-    host_known = _host_is_known(app, host, report) if state.web_flows else False
-    for name in state.web_flows:
-        _check_flow(app, state, name, host_known, host, report)
+    host_known = _host_is_known(app, host, report) if runtime.web else False
+    for name in runtime.web:
+        _check_flow(app, runtime, name, host_known, host, report)
     if settings.miniprogram is not None:
         report.facts.append(("Mini program", f"AppID {settings.miniprogram.appid} (no redirect: wx.login codes)"))
     return report
@@ -233,11 +242,12 @@ def check(ctx: click.Context, host: str | None) -> None:
 # -- accounts ---------------------------------------------------------------------------------
 
 
-def _state() -> WeChatState:
-    state: WeChatState | None = current_app.extensions.get("wechat")
-    if state is None:
+def _runtime() -> Runtime:
+    wechat = current_app.extensions.get("wechat")
+    if wechat is None:
         raise click.ClickException("WeChat is not initialised on this app: call wechat.init_app(app).")
-    return state
+    runtime: Runtime = wechat.runtime
+    return runtime
 
 
 def _printable(text: str) -> str:
@@ -269,8 +279,8 @@ def accounts() -> None:
 @with_appcontext
 def list_accounts(user_id: int | None) -> None:
     """List WeChat accounts: id, user id, appid, openid, unionid, nickname, last update."""
-    state = _state()
-    model = state.account_model
+    runtime = _runtime()
+    model = runtime.account_model
     query = select(model).order_by(model.id)
     if user_id is not None:
         query = query.filter_by(user_id=user_id)
@@ -284,7 +294,7 @@ def list_accounts(user_id: int | None) -> None:
             _printable(account.nickname or "") or "-",
             account.updated_at.isoformat(timespec="seconds") if account.updated_at else "-",
         ]
-        for account in state.db.session.execute(query).unique().scalars()
+        for account in runtime.db.session.execute(query).unique().scalars()
     ]
     if not rows:
         click.echo("No WeChat accounts." if user_id is None else f"User {user_id} has no WeChat accounts.")
@@ -302,21 +312,21 @@ def unlink_account(account_id: int, yes: bool) -> None:
     The next WeChat login of that person creates a new account row, linked to a user
     of another account with the same unionid if there is one, else to a new user.
     """
-    state = _state()
-    account: Any = state.db.session.get(state.account_model, account_id)
+    runtime = _runtime()
+    account: Any = runtime.db.session.get(runtime.account_model, account_id)
     if account is None:
         raise click.ClickException(f"No WeChat account with id {account_id}.")
     label = f"account {account.id} ({_printable(account.nickname or '') or 'no nickname'}, openid {account.openid})"
     if not yes:
         click.confirm(f"Unlink WeChat {label} from user {account.user_id}?", abort=True)
     user = account.user
-    state.db.session.delete(account)
-    state.db.session.flush()
+    runtime.db.session.delete(account)
+    runtime.db.session.flush()
     # The user's unionid is part of the link: left behind, it would tie the person to this user
     # (and collide with the new user their next login creates).
     if account.unionid and getattr(user, "wechat_unionid", None) == account.unionid:
-        still_linked = any(other.unionid == account.unionid for other in state.store().accounts_of(user))
+        still_linked = any(other.unionid == account.unionid for other in runtime.accounts().accounts_of(user))
         if not still_linked:
             user.wechat_unionid = None
-    state.db.session.commit()
+    runtime.db.session.commit()
     click.echo(f"Unlinked WeChat {label}. User {user.id} is kept.")

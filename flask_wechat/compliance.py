@@ -25,9 +25,25 @@ from authlib.oauth2.rfc6749 import OAuth2Token
 from requests.adapters import BaseAdapter, HTTPAdapter
 
 from . import protocol
-from .errors import AuthorizationDenied, WeChatAPIError, WeChatError, WeChatTransportError
+from .errors import (
+    AccessTokenError,
+    AuthorizationDenied,
+    InvalidOpenIdError,
+    SystemBusyError,
+    WeChatAPIError,
+    WeChatError,
+    WeChatTransportError,
+)
 
-__all__ = ["KeepAliveAdapter", "RetryPolicy", "WeChatOAuth2Session", "as_authlib_token", "redact_transport_logs"]
+__all__ = [
+    "KeepAliveAdapter",
+    "RetryPolicy",
+    "WeChatAPI",
+    "WeChatOAuth2Session",
+    "as_authlib_token",
+    "redact_transport_logs",
+    "token_from_authlib",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +51,8 @@ T = TypeVar("T")
 
 #: Authlib's default state has 48 characters; WeChat wants [A-Za-z0-9]{1,128}.
 STATE_LENGTH = 32
+#: Authorize-link parameters WeChat knows beyond the five fixed ones, in the order they follow ``state``.
+AUTHORIZE_EXTRAS = ("connect_redirect", "forcePopup")
 
 
 # WeChat puts the appsecret, codes and tokens in query strings; urllib3 logs request lines.
@@ -120,6 +138,19 @@ def as_authlib_token(token: protocol.Token) -> OAuth2Token:
     return OAuth2Token(data)
 
 
+def token_from_authlib(token: Mapping[str, Any]) -> protocol.Token:
+    """The typed token back from Authlib's dict."""
+    return protocol.Token(
+        access_token=token["access_token"],
+        refresh_token=token.get("refresh_token") or "",
+        openid=token["openid"],
+        scope=token.get("scope") or "",
+        expires_at=int(token.get("expires_at") or 0),
+        unionid=token.get("unionid"),
+        is_snapshot_user=token.get("is_snapshotuser") == 1,
+    )
+
+
 class WeChatOAuth2Session(OAuth2Session):  # type: ignore[misc]  # Authlib is untyped
     """An ``OAuth2Session`` that speaks WeChat.
 
@@ -162,7 +193,7 @@ class WeChatOAuth2Session(OAuth2Session):  # type: ignore[misc]  # Authlib is un
         """Build WeChat's strictly ordered authorize link (``url`` is the full endpoint)."""
         state = state or generate_token(STATE_LENGTH)
         scope = kwargs.get("scope") or self.scope or protocol.SCOPE_USERINFO
-        extra = tuple((key, str(kwargs[key])) for key in ("forcePopup",) if key in kwargs)
+        extra = tuple((key, str(kwargs[key])) for key in AUTHORIZE_EXTRAS if key in kwargs)
         link = protocol.build_authorize_url(url, self.client_id, self.redirect_uri, scope, state, path="", extra=extra)
         return link, state
 
@@ -230,3 +261,114 @@ class WeChatOAuth2Session(OAuth2Session):  # type: ignore[misc]  # Authlib is un
         if self.update_token:
             self.update_token(token, refresh_token=refresh_token)
         return token
+
+
+class WeChatAPI:
+    """The server-side calls of one WeChat app: code exchange, refresh, userinfo, token check, jscode2session.
+
+    Each call runs on a short-lived :class:`WeChatOAuth2Session` over the shared keep-alive
+    pool, so nothing here holds state between requests and nothing needs Flask.
+    ``update_token(token, refresh_token=...)`` is told of every refreshed token.
+    """
+
+    def __init__(
+        self,
+        appid: str,
+        secret: str,
+        api_base_url: str,
+        *,
+        lang: str = "zh_CN",
+        session_options: Mapping[str, Any] | None = None,
+        update_token: Callable[..., None] | None = None,
+    ) -> None:
+        self.appid = appid
+        self._secret = secret
+        self.api_base_url = api_base_url
+        self.lang = lang
+        self._options = dict(session_options or {})
+        self._update_token = update_token
+
+    def __repr__(self) -> str:
+        return f"<WeChatAPI appid={self.appid} api={self.api_base_url}>"
+
+    def session(self, token: Mapping[str, Any] | None = None) -> WeChatOAuth2Session:
+        """A session for one call (close it; the pool stays open)."""
+        return WeChatOAuth2Session(
+            self.appid,
+            self._secret,
+            token=dict(token) if token is not None else None,
+            update_token=self._update_token,
+            token_endpoint=self.api_base_url + protocol.TOKEN_PATH,
+            refresh_token_url=self.api_base_url + protocol.REFRESH_PATH,
+            **self._options,
+        )
+
+    def exchange_code(self, code: str) -> protocol.Token:
+        """Exchange a callback's code for the user's token.
+
+        Codes are single-use, so only errcode -1 (WeChat says it did not process the
+        request) is tried again, once; a lost answer is never retried.
+        """
+        with self.session() as session:
+            try:
+                return token_from_authlib(session.fetch_token(code=code))
+            except SystemBusyError:
+                log.warning("WeChat %s answered errcode -1; trying the code once more", protocol.TOKEN_PATH)
+                return token_from_authlib(session.fetch_token(code=code))
+
+    def fetch_userinfo(
+        self, token: Mapping[str, Any], lang: str | None = None
+    ) -> tuple[protocol.UserInfo, OAuth2Token]:
+        """The user's profile and the token used (refreshed once if WeChat rejected it)."""
+
+        def userinfo(session: WeChatOAuth2Session) -> protocol.UserInfo:
+            session.ensure_active_token(session.token)
+            query = protocol.userinfo_query(session.token["access_token"], session.token["openid"], lang or self.lang)
+            data = session.retry.run(
+                lambda: session.get_json(
+                    self.api_base_url + protocol.USERINFO_PATH,
+                    query,
+                    endpoint=protocol.USERINFO_PATH,
+                    withhold_token=True,
+                ),
+                protocol.USERINFO_PATH,
+            )
+            # The profile is the token's user; tolerate a stand-in that leaves openid out.
+            data.setdefault("openid", session.token["openid"])
+            return protocol.UserInfo.from_response(data)
+
+        with self.session(token) as session:
+            try:
+                result = userinfo(session)
+            except AccessTokenError:
+                if not session.token.get("refresh_token"):
+                    raise
+                session.refresh_token()
+                result = userinfo(session)
+            return result, session.token
+
+    def validate_token(self, token: Mapping[str, Any]) -> bool:
+        """Whether WeChat still accepts the access token (``/sns/auth``); invalid is ``False``."""
+        query = protocol.auth_query(token["access_token"], token["openid"])
+        with self.session() as session:
+            try:
+                session.retry.run(
+                    lambda: session.get_json(
+                        self.api_base_url + protocol.AUTH_PATH, query, endpoint=protocol.AUTH_PATH, withhold_token=True
+                    ),
+                    protocol.AUTH_PATH,
+                )
+            except (AccessTokenError, InvalidOpenIdError):
+                return False
+        return True
+
+    def code_to_session(self, js_code: str) -> protocol.MiniProgramSession:
+        """Exchange a mini program's ``wx.login()`` code; like web codes, retried only after errcode -1."""
+        query = protocol.jscode2session_query(self.appid, self._secret, js_code)
+        url = self.api_base_url + protocol.JSCODE2SESSION_PATH
+        with self.session() as session:
+            try:
+                data = session.get_json(url, query, endpoint=protocol.JSCODE2SESSION_PATH, withhold_token=True)
+            except SystemBusyError:
+                data = session.get_json(url, query, endpoint=protocol.JSCODE2SESSION_PATH, withhold_token=True)
+        return protocol.MiniProgramSession.from_response(data)

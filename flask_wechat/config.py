@@ -19,7 +19,6 @@ from .i18n import LANGUAGES
 
 __all__ = [
     "DEFAULTS",
-    "FAKE_API_BASE_URL",
     "OPTIONS",
     "Credentials",
     "Option",
@@ -121,8 +120,18 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "en",
         "Language of the extension's pages when the browser asks for neither Chinese nor English: 'zh-CN' or 'en'.",
     ),
-    Option("WECHAT_FAKE", False, "Serve the built-in fake WeChat inside the app (demo and development only)."),
-    Option("WECHAT_FAKE_PATH", "/_fake_wechat", "Where the fake WeChat is mounted in fake mode."),
+    Option(
+        "WECHAT_FAKE",
+        False,
+        "True while the built-in fake WeChat serves this app's logins. Set by flask_wechat.testing.install(app), "
+        "which refuses real credentials and, outside debug or testing mode, needs this key set to True first.",
+    ),
+    Option(
+        "WECHAT_HTTP_ADAPTERS",
+        None,
+        "requests transport adapters by URL prefix ({prefix: adapter}) for the server's WeChat calls, e.g. an "
+        "in-process stand-in for WeChat (flask_wechat.testing.install sets it). Unset: the network.",
+    ),
 )
 
 #: ``{key: default}`` of :data:`OPTIONS`.
@@ -133,8 +142,8 @@ DEFAULT_QR_SCRIPT_URL: Final = "https://res.wx.qq.com/connect/zh_CN/htmledition/
 QR_SCRIPT_PATH: Final = "/connect/zh_CN/htmledition/js/wxLogin.js"
 MINIPROGRAM_AUTH_MODES: Final = frozenset({"cookie", "token"})
 
-#: In fake mode the sns API is answered in-process under this never-resolvable host.
-FAKE_API_BASE_URL: Final = "http://fake-wechat.invalid"
+#: Settings that take True or False only: a string such as "false" is a mistake, not a value.
+BOOLEAN_KEYS: Final = ("WECHAT_RENEW_SESSION", "WECHAT_REMEMBER", "WECHAT_FAKE")
 
 # Real AppIDs are "wx" + 16 hex digits; stand-ins and test accounts may differ, so only
 # refuse what cannot be an AppID at all (it goes verbatim into URLs).
@@ -173,7 +182,7 @@ class Settings:
     url_prefix: str
     default_next: str
     fake: bool
-    fake_path: str
+    http_adapters: Mapping[str, Any]
     qr_script_url: str
     default_language: str
     miniprogram_auth: str
@@ -245,20 +254,23 @@ def _token_keys(config: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(key.decode() if isinstance(key, bytes) else key.strip() for key in keys)
 
 
-def _demo_credentials(config: Mapping[str, Any]) -> dict[str, str]:
-    """Fake mode: the fake WeChat's demo apps fill in every app the config leaves out."""
-    from .testing import accounts as demo
+def _boolean(config: Mapping[str, Any], key: str) -> bool:
+    value = config.get(key)
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{key} must be True or False, got {value!r}")
+    return value
 
-    demo_apps = {
-        "WECHAT": (demo.DEMO_APPID, demo.DEMO_SECRET),
-        "WECHAT_OPEN": (demo.DEMO_OPEN_APPID, demo.DEMO_OPEN_SECRET),
-        "WECHAT_MINIPROGRAM": (demo.DEMO_MINIPROGRAM_APPID, demo.DEMO_MINIPROGRAM_SECRET),
-    }
-    filled: dict[str, str] = {}
-    for prefix, (appid, secret) in demo_apps.items():
-        if not config.get(f"{prefix}_APPID"):
-            filled[f"{prefix}_APPID"], filled[f"{prefix}_SECRET"] = appid, secret
-    return filled
+
+def _http_adapters(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    value = config.get("WECHAT_HTTP_ADAPTERS")
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(prefix, str) and urlsplit(prefix).scheme in ("http", "https") and hasattr(adapter, "send")
+        for prefix, adapter in value.items()
+    ):
+        raise ConfigurationError("WECHAT_HTTP_ADAPTERS must map http(s) URL prefixes to requests transport adapters")
+    return dict(value)
 
 
 def _choice(config: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:
@@ -294,9 +306,7 @@ def _qr_script_url(config: Mapping[str, Any], open_base_url: str) -> str:
 
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate the app's ``WECHAT_*`` keys; raise :class:`ConfigurationError` naming the bad one."""
-    fake = bool(config.get("WECHAT_FAKE"))
-    if fake:
-        config = {**config, **_demo_credentials(config)}
+    booleans = {key: _boolean(config, key) for key in BOOLEAN_KEYS}
     official_account = _credentials(config, "WECHAT")
     website = _credentials(config, "WECHAT_OPEN")
     miniprogram = _credentials(config, "WECHAT_MINIPROGRAM")
@@ -313,14 +323,11 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     lang = _string(config, "WECHAT_LANG")
     if lang not in protocol.USERINFO_LANGS:
         raise ConfigurationError(f"WECHAT_LANG must be one of {sorted(protocol.USERINFO_LANGS)}, got {lang!r}")
-    fake_path = _path(config, "WECHAT_FAKE_PATH")
-    # In fake mode, unless pointed elsewhere, the browser goes to the app's own mount of the
-    # fake and the server's API calls are answered in-process.
+    fake = booleans["WECHAT_FAKE"]
+    # The fake, served inside the app, is a path on this site: the browser keeps the app's prefix.
     open_base = config.get("WECHAT_OPEN_BASE_URL")
-    api_base = config.get("WECHAT_API_BASE_URL")
-    fake_open = fake and open_base == DEFAULTS["WECHAT_OPEN_BASE_URL"]
-    fake_api = fake and api_base == DEFAULTS["WECHAT_API_BASE_URL"]
-    open_base_url = fake_path if fake_open else _base_url(config, "WECHAT_OPEN_BASE_URL")
+    fake_mount = fake and isinstance(open_base, str) and open_base.startswith("/")
+    open_base_url = _path(config, "WECHAT_OPEN_BASE_URL") if fake_mount else _base_url(config, "WECHAT_OPEN_BASE_URL")
     return Settings(
         official_account=official_account,
         website=website,
@@ -328,7 +335,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         scope=scope,
         lang=lang,
         open_base_url=open_base_url,
-        api_base_url=FAKE_API_BASE_URL if fake_api else _base_url(config, "WECHAT_API_BASE_URL"),
+        api_base_url=_base_url(config, "WECHAT_API_BASE_URL"),
         connect_timeout=_number(config, "WECHAT_CONNECT_TIMEOUT", float, 0.001),
         read_timeout=_number(config, "WECHAT_READ_TIMEOUT", float, 0.001),
         retries=_number(config, "WECHAT_RETRIES", int, 0),
@@ -337,12 +344,12 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         profile_max_age=_number(config, "WECHAT_PROFILE_MAX_AGE", int, 0),
         store_url=_store_url(config),
         token_keys=_token_keys(config),
-        renew_session=bool(config.get("WECHAT_RENEW_SESSION")),
-        remember=bool(config.get("WECHAT_REMEMBER")),
+        renew_session=booleans["WECHAT_RENEW_SESSION"],
+        remember=booleans["WECHAT_REMEMBER"],
         url_prefix=_path(config, "WECHAT_URL_PREFIX"),
         default_next=_path(config, "WECHAT_DEFAULT_NEXT"),
         fake=fake,
-        fake_path=fake_path,
+        http_adapters=_http_adapters(config),
         qr_script_url=_qr_script_url(config, open_base_url),
         default_language=_choice(config, "WECHAT_DEFAULT_LANGUAGE", LANGUAGES),
         miniprogram_auth=auth_mode,

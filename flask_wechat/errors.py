@@ -23,6 +23,7 @@ __all__ = [
     "CodeError",
     "CodeUsedError",
     "ConfigurationError",
+    "CookieLostError",
     "CredentialsError",
     "IdentityTakenError",
     "InvalidAccessTokenError",
@@ -38,8 +39,10 @@ __all__ = [
     "RefreshTokenError",
     "RefreshTokenExpiredError",
     "ScopeUnauthorizedError",
+    "ServiceUnavailableError",
     "SnapshotUserError",
     "StateError",
+    "StorageError",
     "SystemBusyError",
     "WeChatAPIError",
     "WeChatError",
@@ -49,8 +52,9 @@ __all__ = [
     "parse_rid",
 ]
 
-# WeChat's errmsg suffixes over the years: " rid: a-b-c", ", hints: [ req_id: X ]", " hint: [X]".
-_RID_PATTERN = re.compile(r"(?:rid:\s*([0-9a-fA-F-]+)|req_id:\s*([\w-]+)|hint:\s*\[([\w-]+)\])")
+# WeChat's errmsg suffixes over the years: " rid: a-b-c", ", hints: [ req_id: X ]", " hint: [X]",
+# " hint: [X!]", " hints: [X!]"; the "!" and the spaces are not part of the id.
+_RID_PATTERN = re.compile(r"(?:rid:\s*([0-9a-fA-F-]+)|req_id:\s*([\w-]+)|hints?:\s*\[\s*([\w-]+)!?\s*\])")
 
 
 def parse_rid(errmsg: str) -> str | None:
@@ -208,6 +212,10 @@ class StateError(LoginFlowError):
     """The callback's ``state`` is missing, unknown, expired, used or tampered with (CSRF)."""
 
 
+class CookieLostError(StateError):
+    """The callback came back without the session that started it, even after starting again once."""
+
+
 class SnapshotUserError(LoginFlowError):
     """WeChat returned a snapshot-page virtual identity (``is_snapshotuser: 1``)."""
 
@@ -218,6 +226,25 @@ class IdentityTakenError(LoginFlowError):
 
 class AccountConflictError(LoginFlowError):
     """The login kept colliding with another one for the same person; trying again will do."""
+
+
+class ServiceUnavailableError(WeChatError):
+    """A service this site depends on (its database, the shared store) failed; trying again later will do.
+
+    ``service`` names which ("database" or "store"); the message never holds a value that was sent.
+    """
+
+    def __init__(self, service: str, detail: str = "") -> None:
+        super().__init__(service, detail)
+        self.service = service
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.service} unavailable" + (f": {self.detail}" if self.detail else "")
+
+
+class StorageError(WeChatError):
+    """The database refused a login's rows for a reason a retry cannot fix; the message names the cause."""
 
 
 class ReauthorizationRequired(WeChatError):

@@ -1,47 +1,35 @@
 """The Flask extension: ``WeChat(app=None)`` + ``init_app``.
 
-One :class:`WeChat` object may serve several apps (each with its own AppID); all
-per-app state lives in ``app.extensions["wechat"]``, a :class:`WeChatState`.
+Like Flask-SQLAlchemy, ``app.extensions["wechat"]`` is the :class:`WeChat` object
+itself; one object may serve several apps (each with its own AppIDs), and what it
+built for each app is kept per app, not on the object's attributes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from functools import partial
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from flask import Flask, current_app
 from flask_login import LoginManager
 
 from . import config, protocol
-from .client import MiniProgramClient, WeChatApp, WeChatOAuth, register_app, session_options, web_flows
-from .compliance import KeepAliveAdapter, redact_transport_logs
+from .accounts import Accounts, Grant, Identity, LoginRecord
+from .client import WeChatApp
+from .compliance import redact_transport_logs
 from .errors import ConfigurationError, ReauthorizationRequired, RefreshTokenError
-from .flow import LoginFlow
-from .loginstate import StateCodec
-from .miniprogram import load_bearer_user
-from .runtime import UserFactory, WeChatState
-from .storage import AccountStore
-from .store import RedisStore, SharedStore, SQLStore
-from .views import blueprint, send_to_wechat
+from .login import Logins
+from .runtime import Hooks, Runtime, UserFactory, build
+from .views import LoginViews
 
-__all__ = ["WeChat", "WeChatState"]
+__all__ = ["WeChat"]
 
 log = logging.getLogger(__name__)
 
-
-def _secret_keys(app: Flask) -> list[str | bytes]:
-    """The keys that sign login states: SECRET_KEY first, then Flask's fallbacks."""
-    if not app.secret_key:
-        raise ConfigurationError("SECRET_KEY must be set: it signs the session and the WeChat login state")
-    return [app.secret_key, *(app.config.get("SECRET_KEY_FALLBACKS") or [])]
-
-
-def _shared_store(settings: config.Settings, db: Any) -> SharedStore:
-    if settings.store_url:
-        return RedisStore(settings.store_url)
-    return SQLStore(lambda: db.engine)
+#: The Flask extension key under which :func:`flask_wechat.testing.install` leaves its fake WeChat.
+FAKE_EXTENSION_KEY = "wechat_fake"
 
 
 class WeChat:
@@ -57,7 +45,8 @@ class WeChat:
     ) -> None:
         self.user_model = user_model
         self.account_model = account_model
-        self._user_factory: UserFactory | None = None
+        self._hooks = Hooks()
+        self._logins: WeakKeyDictionary[Flask, Logins] = WeakKeyDictionary()
         if app is not None:
             self.init_app(app)
 
@@ -83,55 +72,32 @@ class WeChat:
             )
         config.apply_defaults(app.config)
         settings = config.load_settings(app.config)
-
-        redact_transport_logs()
-        adapter = KeepAliveAdapter(pool_connections=4, pool_maxsize=32)
-        fake, mounts = self._wire_fake(app, settings)
-        state = WeChatState(settings, db, user_model, account_model, self.create_user_for, adapter, fake)
-        oauth = WeChatOAuth()
-        oauth.init_app(app)
-        state.web_flows = web_flows(settings)
-        for name, flow in state.web_flows.items():
-            state.clients[name] = register_app(
-                oauth,
-                flow,
-                settings,
-                adapter=adapter,
-                update_token=partial(state.save_refreshed_token, flow.credentials.appid),
-                mounts=mounts,
+        if settings.fake and FAKE_EXTENSION_KEY not in app.extensions:
+            raise ConfigurationError(
+                "WECHAT_FAKE is set by flask_wechat.testing.install(app), which serves the fake WeChat: "
+                "call it before wechat.init_app(app) instead of setting the key"
             )
-        if settings.miniprogram:
-            options = session_options(settings, adapter, mounts)
-            state.miniprogram = MiniProgramClient(settings.miniprogram, settings.api_base_url, options)
-        state.flow = LoginFlow(
-            StateCodec(_secret_keys(app), settings.state_lifetime),
-            _shared_store(settings, db),
-            max_pending=settings.max_pending_logins,
-            default_next=settings.default_next,
+        if settings.fake:
+            log.warning("WECHAT_FAKE is on: logins use the built-in fake WeChat, not WeChat")
+        redact_transport_logs()
+        runtime = build(
+            app,
+            settings,
+            db=db,
+            user_model=user_model,
+            account_model=account_model,
+            hooks=self._hooks,
+            mounts=settings.http_adapters,
         )
-        app.extensions["wechat"] = state
-        app.register_blueprint(blueprint, url_prefix=settings.url_prefix)
-        self._wire_login_manager(app)
+        logins = Logins(runtime)
+        views = LoginViews(logins)
+        self._logins[app] = logins
+        app.extensions["wechat"] = self
+        app.register_blueprint(views.blueprint(), url_prefix=settings.url_prefix)
+        self._wire_login_manager(app, logins, views)
 
     @staticmethod
-    def _wire_fake(app: Flask, settings: config.Settings) -> tuple[Any, dict[str, Any]]:
-        if not settings.fake:
-            return None, {}
-        from werkzeug.middleware.dispatcher import DispatcherMiddleware
-
-        from .testing.adapter import WSGIAdapter
-        from .testing.fake import FakeWeChat
-
-        log.warning("WECHAT_FAKE is on: logins use the built-in fake WeChat at %s", settings.fake_path)
-        fake = FakeWeChat()
-        app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {settings.fake_path: fake})  # type: ignore[method-assign]
-        mounts = (
-            {config.FAKE_API_BASE_URL: WSGIAdapter(fake)} if settings.api_base_url == config.FAKE_API_BASE_URL else {}
-        )
-        return fake, mounts
-
-    @staticmethod
-    def _wire_login_manager(app: Flask) -> None:
+    def _wire_login_manager(app: Flask, logins: Logins, views: LoginViews) -> None:
         manager: LoginManager | None = getattr(app, "login_manager", None)
         if manager is None:
             manager = LoginManager()
@@ -140,17 +106,12 @@ class WeChat:
             manager.login_view = "wechat.login"
             if manager.unauthorized_callback is None:
                 # Straight to WeChat: one browser round trip less than a hop through the login view.
-                manager.unauthorized_handler(send_to_wechat)
-        if manager._user_callback is None:
-
-            def load_user(user_id: str) -> Any:
-                state: WeChatState = current_app.extensions["wechat"]
-                return state.store().load_user(user_id)
-
-            manager.user_loader(load_user)
-        if manager._request_callback is None:
+                manager.unauthorized_handler(views.send_to_wechat)
+        if manager.user_callback is None:
+            manager.user_loader(logins.load_user)
+        if manager.request_callback is None:
             # Mini programs in token mode send "Authorization: Bearer <token>".
-            manager.request_loader(load_bearer_user)
+            manager.request_loader(logins.load_request_user)
 
     def user_creator(self, factory: UserFactory) -> UserFactory:
         """Decorate the function that turns a new WeChat :class:`Identity` into a local user.
@@ -158,29 +119,40 @@ class WeChat:
         It returns an unsaved user object; the extension adds and commits it. By
         default a bare ``user_model()`` is created.
         """
-        self._user_factory = factory
+        self._hooks.create_user = factory
         return factory
 
-    def create_user_for(self, state: WeChatState) -> UserFactory:
-        """The user factory in force for ``state``'s app."""
-        return self._user_factory or (lambda identity: state.user_model())
-
-    @staticmethod
-    def _state() -> WeChatState:
+    def _current(self) -> Logins:
         try:
-            state: WeChatState = current_app.extensions["wechat"]
+            return self._logins[current_app._get_current_object()]  # type: ignore[attr-defined]
         except KeyError:
             raise RuntimeError("WeChat is not initialised on the current app: call wechat.init_app(app)") from None
-        return state
+
+    @property
+    def runtime(self) -> Runtime:
+        """What the extension built for the current app: settings, clients, store, models."""
+        return self._current().runtime
 
     @property
     def client(self) -> WeChatApp:
-        """The current app's Authlib remote app, for calls of your own."""
-        return self._state().client
+        """The current app's Authlib remote app (in-WeChat if configured, else QR), for calls of your own."""
+        return self.runtime.default_web.remote
+
+    def log_in(self, identity: Identity, grant: Grant, *, bind_to: Any = None) -> LoginRecord:
+        """Store a completed WeChat login and log the current request's browser in.
+
+        The seam for login kinds of your own (and for tests): the account and user are
+        found or created exactly as after a callback, the session renewed, Flask-Login's
+        ``login_user`` called and the signals sent. Run it in a request context.
+        """
+        logins = self._current()
+        record = logins.record(identity, grant, bind_to=bind_to)
+        logins.log_in(record.user, record)
+        return record
 
     def accounts(self, user: Any, appid: str | None = None) -> list[Any]:
         """The user's WeChat accounts (one per WeChat app they used), oldest first."""
-        return self._state().store().accounts_of(user, appid)
+        return self.runtime.accounts().accounts_of(user, appid)
 
     def account(self, user: Any) -> Any | None:
         """The user's most recently used WeChat account, or ``None``."""
@@ -193,14 +165,14 @@ class WeChat:
         Raises :class:`ReauthorizationRequired` when the refresh token is dead (or the
         account has no web token at all, like a mini program's).
         """
-        state = self._state()
-        store = state.store()
-        client = state.client_for(account.appid)
+        runtime = self.runtime
+        store = runtime.accounts()
+        flow = runtime.web_flow_of(account.appid)
         token = self._usable_token(store, account)
-        if client is None:
+        if flow is None:
             raise ReauthorizationRequired()
         try:
-            userinfo, _ = client.fetch_userinfo(token)
+            userinfo, _ = flow.api.fetch_userinfo(token)
         except RefreshTokenError:
             store.forget_tokens(account)
             raise ReauthorizationRequired() from None
@@ -212,17 +184,17 @@ class WeChat:
 
         Run it after putting a new key first; drop the old key once it returns.
         """
-        return self._state().store().rotate_token_keys()
+        return self.runtime.accounts().rotate_token_keys()
 
     def validate(self, account: Any) -> bool:
         """Whether WeChat still accepts the account's access token (``/sns/auth``)."""
-        state = self._state()
-        token = state.store().authlib_token(account)
-        client = state.client_for(account.appid)
-        return token is not None and client is not None and client.validate_token(token)
+        runtime = self.runtime
+        token = runtime.accounts().authlib_token(account)
+        flow = runtime.web_flow_of(account.appid)
+        return token is not None and flow is not None and flow.api.validate_token(token)
 
     @staticmethod
-    def _usable_token(store: AccountStore, account: Any) -> dict[str, Any]:
+    def _usable_token(store: Accounts, account: Any) -> dict[str, Any]:
         token = store.authlib_token(account)
         if token is None or (token["expires_at"] <= time.time() and not store.refresh_window_open(account)):
             raise ReauthorizationRequired()

@@ -1,10 +1,15 @@
-"""Signed login states that a callback can verify without the session cookie.
+"""The login ``state``: what it says (signed), and this browser's part in it (the session).
 
-WeChat's in-app browser sometimes comes back from authorization without the
-cookie it left with, so the ``state`` itself says what the callback needs: which
-flow minted it, when, the ``next`` path when it is short, and an HMAC over all of
-that plus the browser's User-Agent. It stays within WeChat's rule (hex digits
-only, at most 128 characters). Single use is enforced by the shared store.
+A state names the flow that minted it, whether it binds or logs in, whether it is
+already a second start, when it was issued and the ``next`` path when that is short,
+under an HMAC keyed from the app's secret key. It stays within WeChat's rule (hex
+digits only, at most 128 characters).
+
+The signature says the state is ours; only the session says this browser started it.
+:class:`BrowserLogins` keeps, in the session, the nonces of logins this browser started
+(pending) and of those it completed (done), and a callback is accepted only for one of
+them: a state planted in another browser, or a used callback URL loaded elsewhere, is
+never enough.
 """
 
 from __future__ import annotations
@@ -15,36 +20,48 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Final
+
+from flask import session
 
 from .errors import StateError
 from .protocol import MAX_STATE_LENGTH
 
-__all__ = ["LoginState", "StateCodec"]
+__all__ = ["BrowserLogins", "SignedState", "StateCodec"]
 
-_NONCE_BYTES = 12
-_TIME_BYTES = 4
-_MAC_BYTES = 16
-_FIXED_BYTES = 1 + _NONCE_BYTES + _TIME_BYTES + _MAC_BYTES
+_NONCE_BYTES: Final = 12
+_TIME_BYTES: Final = 4
+_MAC_BYTES: Final = 16
+_FIXED_BYTES: Final = 1 + _NONCE_BYTES + _TIME_BYTES + _MAC_BYTES
 #: Bytes of ``next`` that still fit in 128 hex characters.
-MAX_EMBEDDED_NEXT = MAX_STATE_LENGTH // 2 - _FIXED_BYTES
-_NEXT_ELSEWHERE = 0x01
+MAX_EMBEDDED_NEXT: Final = MAX_STATE_LENGTH // 2 - _FIXED_BYTES
+# Low bits of the header byte; the high four bits are the flow's number.
+_NEXT_ELSEWHERE: Final = 0x01
+_BIND: Final = 0x02
+_RESTARTED: Final = 0x04
 #: Seconds a state may be dated in the future (clocks of several workers drift).
-_CLOCK_SKEW = 60
+_CLOCK_SKEW: Final = 60
+#: v2: the browser's session, not its User-Agent, binds a state to a browser.
+_KEY_LABEL: Final = b"flask-wechat login state v2"
 
-
-def _derive(secret_key: bytes) -> bytes:
-    # A key of its own, so a state's MAC can never double as a session signature.
-    return hmac.new(secret_key, b"flask-wechat login state v1", hashlib.sha256).digest()
+#: Session keys: this browser's started and completed logins, ``[[nonce, expiry], ...]``, oldest first.
+PENDING_KEY: Final = "_wechat_pending"
+DONE_KEY: Final = "_wechat_done"
+#: Completed logins remembered per session, to answer WeChat's second callback of one login.
+MAX_DONE: Final = 4
 
 
 @dataclass(frozen=True)
-class LoginState:
+class SignedState:
     """What a verified state says."""
 
     nonce: str
     flow: int
+    bind: bool
+    #: This login is already the one fresh start a callback without its session gets.
+    restarted: bool
     issued_at: int
-    #: The ``next`` path, or ``None`` when it was too long and was kept in the store.
+    #: The ``next`` path, or ``None`` when it was too long and was kept in the shared store.
     next_url: str | None
 
 
@@ -59,35 +76,32 @@ class StateCodec:
         if not secret_keys or not all(secret_keys):
             raise ValueError("a non-empty secret key is needed to sign login states")
         self._keys = [
-            hmac.new(
-                key if isinstance(key, bytes) else key.encode(), b"flask-wechat login state v1", hashlib.sha256
-            ).digest()
+            hmac.new(key if isinstance(key, bytes) else key.encode(), _KEY_LABEL, hashlib.sha256).digest()
             for key in secret_keys
         ]
         self.lifetime = lifetime
         self.clock = clock
 
-    def _mac(self, key: bytes, body: bytes, user_agent: str) -> bytes:
-        browser = hashlib.sha256(user_agent.encode("utf-8", "replace")).digest()
-        return hmac.new(key, body + browser, hashlib.sha256).digest()[:_MAC_BYTES]
+    @staticmethod
+    def _mac(key: bytes, body: bytes) -> bytes:
+        return hmac.new(key, body, hashlib.sha256).digest()[:_MAC_BYTES]
 
-    def mint(self, flow: int, next_url: str, user_agent: str) -> tuple[LoginState, str]:
+    def mint(self, flow: int, next_url: str, *, bind: bool = False, restarted: bool = False) -> tuple[SignedState, str]:
         """A fresh state for ``flow`` and its wire form; ``next_url`` is embedded when it fits."""
         if not 0 <= flow < 16:
             raise ValueError("flow must be 0-15")
         encoded = next_url.encode()
         embedded = len(encoded) <= MAX_EMBEDDED_NEXT
-        header = bytes([(flow << 4) | (0 if embedded else _NEXT_ELSEWHERE)])
+        flags = (0 if embedded else _NEXT_ELSEWHERE) | (_BIND if bind else 0) | (_RESTARTED if restarted else 0)
         nonce = secrets.token_bytes(_NONCE_BYTES)
         issued = int(self.clock())
-        body = header + nonce + issued.to_bytes(_TIME_BYTES, "big") + (encoded if embedded else b"")
-        token = (body + self._mac(self._keys[0], body, user_agent)).hex()
-        return LoginState(
-            nonce=nonce.hex(), flow=flow, issued_at=issued, next_url=next_url if embedded else None
-        ), token
+        body = bytes([(flow << 4) | flags]) + nonce + issued.to_bytes(_TIME_BYTES, "big")
+        body += encoded if embedded else b""
+        signed = SignedState(nonce.hex(), flow, bind, restarted, issued, next_url if embedded else None)
+        return signed, (body + self._mac(self._keys[0], body)).hex()
 
-    def verify(self, state: str, user_agent: str) -> LoginState:
-        """Check signature, browser and age; raise :class:`StateError` on anything else."""
+    def verify(self, state: str) -> SignedState:
+        """Check signature and age; raise :class:`StateError` on anything else."""
         if not 2 * _FIXED_BYTES <= len(state) <= MAX_STATE_LENGTH:
             raise StateError()
         try:
@@ -95,16 +109,59 @@ class StateCodec:
         except ValueError:
             raise StateError() from None
         body, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-        if not any(hmac.compare_digest(mac, self._mac(key, body, user_agent)) for key in self._keys):
+        if not any(hmac.compare_digest(mac, self._mac(key, body)) for key in self._keys):
             raise StateError()
         header, nonce = body[0], body[1 : 1 + _NONCE_BYTES]
         issued = int.from_bytes(body[1 + _NONCE_BYTES : _FIXED_BYTES - _MAC_BYTES], "big")
-        now = self.clock()
-        if not issued - _CLOCK_SKEW <= now < issued + self.lifetime:
+        if not issued - _CLOCK_SKEW <= self.clock() < issued + self.lifetime:
             raise StateError()
-        embedded = body[_FIXED_BYTES - _MAC_BYTES :]
         try:
-            next_url = None if header & _NEXT_ELSEWHERE else embedded.decode()
+            next_url = None if header & _NEXT_ELSEWHERE else body[_FIXED_BYTES - _MAC_BYTES :].decode()
         except UnicodeDecodeError:
             raise StateError() from None
-        return LoginState(nonce=nonce.hex(), flow=header >> 4, issued_at=issued, next_url=next_url)
+        return SignedState(nonce.hex(), header >> 4, bool(header & _BIND), bool(header & _RESTARTED), issued, next_url)
+
+
+class BrowserLogins:
+    """This browser's logins, kept in its session: the ones it started and the ones it completed."""
+
+    def __init__(self, max_pending: int, clock: Callable[[], float] = time.time) -> None:
+        self.max_pending = max_pending
+        self.clock = clock
+
+    def _entries(self, key: str) -> list[list[Any]]:
+        stored = session.get(key)
+        if not isinstance(stored, list):
+            return []
+        now = self.clock()
+        return [e for e in stored if isinstance(e, list) and len(e) == 2 and isinstance(e[1], int) and e[1] > now]
+
+    def _save(self, key: str, entries: list[list[Any]], limit: int) -> None:
+        if entries:
+            session[key] = entries[-limit:]
+        else:
+            session.pop(key, None)
+
+    def started(self, nonce: str, expires_at: int) -> None:
+        """Remember a login this browser is starting (the oldest ones go past ``max_pending``)."""
+        self._save(PENDING_KEY, [*self._entries(PENDING_KEY), [nonce, expires_at]], self.max_pending)
+
+    def is_pending(self, nonce: str) -> bool:
+        """Whether this browser started the login and has not completed it."""
+        return any(entry[0] == nonce for entry in self._entries(PENDING_KEY))
+
+    def is_done(self, nonce: str) -> bool:
+        """Whether this browser completed the login (a second callback of it may follow)."""
+        return any(entry[0] == nonce for entry in self._entries(DONE_KEY))
+
+    def completed(self, nonce: str, expires_at: int) -> None:
+        """Move a login from pending to done (call after any session renewal, which clears both)."""
+        self._save(PENDING_KEY, [e for e in self._entries(PENDING_KEY) if e[0] != nonce], self.max_pending)
+        done = [e for e in self._entries(DONE_KEY) if e[0] != nonce]
+        self._save(DONE_KEY, [*done, [nonce, expires_at]], MAX_DONE)
+
+    @staticmethod
+    def forget() -> None:
+        """Drop every login this browser started or completed (logout)."""
+        session.pop(PENDING_KEY, None)
+        session.pop(DONE_KEY, None)

@@ -4,6 +4,10 @@ The mini program POSTs ``{"code": "..."}``; the server calls ``/sns/jscode2sessi
 keeps the ``session_key`` to itself, resolves the user through ``unionid`` like
 every other flow, and logs them in with the session cookie or a signed bearer
 token (``WECHAT_MINIPROGRAM_AUTH``). Errors are JSON with a stable ``error`` code.
+
+Bearer tokens are signed like Flask's session: with ``SECRET_KEY``, and still verified
+with each key of ``SECRET_KEY_FALLBACKS`` until it is removed from there. Each holds the
+user's token version, which logout bumps: that revokes every token issued before.
 """
 
 from __future__ import annotations
@@ -13,22 +17,26 @@ from typing import TYPE_CHECKING, Any, Final
 from flask import Request, current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from . import protocol
+from .accounts import Identity
 from .errors import (
     CodeBlockedError,
     CodeError,
     CodeUsedError,
     LoginFlowError,
     RateLimitedError,
+    ServiceUnavailableError,
     SystemBusyError,
     WeChatError,
+    WeChatResponseError,
+    WeChatTransportError,
 )
-from .flow import MAX_CODE_LENGTH
-from .storage import Identity
 
 if TYPE_CHECKING:
-    from .runtime import WeChatState
+    from .login import Logins
+    from .runtime import Runtime
 
-__all__ = ["BadMiniProgramRequest", "error_answer", "load_bearer_user", "log_in_with_code", "read_code"]
+__all__ = ["BadMiniProgramRequest", "bearer_user", "error_answer", "log_in_with_code", "read_code"]
 
 _TOKEN_SALT: Final = "flask-wechat mini program login"
 
@@ -43,9 +51,13 @@ _ERRORS: Final[tuple[tuple[type[WeChatError], int, str], ...]] = (
     (CodeUsedError, 400, "code_used"),
     (CodeBlockedError, 403, "code_blocked"),
     (CodeError, 400, "invalid_code"),
-    (RateLimitedError, 429, "rate_limited"),
-    (SystemBusyError, 424, "wechat_busy"),
-    (WeChatError, 424, "wechat_unavailable"),
+    (RateLimitedError, 503, "rate_limited"),
+    (SystemBusyError, 503, "wechat_busy"),
+    (ServiceUnavailableError, 503, "unavailable"),
+    (WeChatTransportError, 502, "wechat_unavailable"),
+    (WeChatResponseError, 502, "wechat_unavailable"),
+    (LoginFlowError, 400, "invalid_request"),
+    (WeChatError, 502, "wechat_unavailable"),
 )
 
 
@@ -54,50 +66,49 @@ def read_code(request: Request) -> str:
     # JSON only: a cross-site form (text/plain) must not be able to log a browser in.
     payload = request.get_json(silent=True) if request.is_json else None
     code = payload.get("code") if isinstance(payload, dict) else None
-    if not isinstance(code, str) or not code.strip() or len(code) > MAX_CODE_LENGTH:
+    if not isinstance(code, str) or not code.strip() or len(code) > protocol.MAX_CODE_LENGTH:
         raise BadMiniProgramRequest()
     return code.strip()
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    # itsdangerous signs with the last key and verifies with all: SECRET_KEY_FALLBACKS keep old tokens.
+    # itsdangerous signs with the last key and verifies with all, as Flask's session does.
     keys = [*(current_app.config.get("SECRET_KEY_FALLBACKS") or []), current_app.secret_key]
     return URLSafeTimedSerializer(keys, salt=_TOKEN_SALT)
 
 
-def log_in_with_code(state: WeChatState, js_code: str) -> dict[str, Any]:
+def log_in_with_code(logins: Logins, js_code: str) -> dict[str, Any]:
     """Exchange the code, store the account (``session_key`` sealed), log in; the JSON answer."""
-    client = state.miniprogram
-    if client is None:  # pragma: no cover - the view is only routed when configured
+    rt = logins.runtime
+    api = rt.miniprogram
+    if api is None:  # pragma: no cover - the view is only routed when configured
         raise BadMiniProgramRequest()
-    mini = state._guarded(lambda: client.code_to_session(js_code))
-    identity = Identity(
-        appid=client.credentials.appid, openid=mini.openid, unionid=mini.unionid, nickname="", avatar_url=""
-    )
-    record = state.record(identity, mini)
-    answer: dict[str, Any] = {"user_id": record.user.id, "new_user": record.new_user}
-    if state.settings.miniprogram_auth == "token":
-        answer["token"] = _serializer().dumps({"u": str(record.user.id)})
+    rt.accounts().release()
+    mini = api.code_to_session(js_code)
+    identity = Identity(appid=api.appid, openid=mini.openid, unionid=mini.unionid, nickname="", avatar_url="")
+    record = logins.record(identity, mini)
+    user = record.user
+    answer: dict[str, Any] = {"user_id": user.id, "new_user": record.new_user}
+    if rt.settings.miniprogram_auth == "token":
+        version = getattr(user, "wechat_token_version", 0) or 0
+        answer["token"] = _serializer().dumps({"u": str(user.id), "v": version})
         answer["token_type"] = "Bearer"
-        answer["expires_in"] = state.settings.miniprogram_token_max_age
-        state.log_in(str(record.user.id), renew=False)
+        answer["expires_in"] = rt.settings.miniprogram_token_max_age
+        logins.log_in(user, record, renew=False)
     else:
-        state.log_in(str(record.user.id))
+        logins.log_in(user, record)
     return answer
 
 
-def load_bearer_user(request: Request) -> Any:
-    """Flask-Login's request loader: the user of a valid ``Authorization: Bearer`` token."""
-    state: WeChatState | None = current_app.extensions.get("wechat")
-    header = request.headers.get("Authorization", "")
-    if state is None or state.settings.miniprogram_auth != "token" or not header.startswith("Bearer "):
-        return None
+def bearer_user(runtime: Runtime, token: str) -> Any:
+    """The user of a valid bearer token that logout has not revoked, else ``None``."""
     try:
-        data = _serializer().loads(header[len("Bearer ") :].strip(), max_age=state.settings.miniprogram_token_max_age)
+        data = _serializer().loads(token, max_age=runtime.settings.miniprogram_token_max_age)
     except BadSignature:
         return None
-    user_id = data.get("u") if isinstance(data, dict) else None
-    return state.store().load_user(user_id) if isinstance(user_id, str) else None
+    if not isinstance(data, dict) or not isinstance(data.get("u"), str) or not isinstance(data.get("v", 0), int):
+        return None
+    return runtime.accounts().load_user(data["u"], token_version=data.get("v", 0))
 
 
 def error_answer(exc: WeChatError) -> tuple[dict[str, Any], int]:

@@ -66,6 +66,8 @@ class WeChatUserMixin(UserMixin):  # type: ignore[misc]  # Flask-Login is untype
     wechat_unionid: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     #: Set when a refresh token of theirs died: the next protected page sends them through WeChat.
     wechat_reauthorization_required: Mapped[bool] = mapped_column(default=False)
+    #: Part of every mini program bearer token; logout bumps it, which revokes the tokens issued before.
+    wechat_token_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -10,6 +10,7 @@ WeChat docs: https://developers.weixin.qq.com/doc/service/api/webdev/access/api_
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_API_BASE_URL",
     "DEFAULT_OPEN_BASE_URL",
     "JSCODE2SESSION_PATH",
+    "MAX_CODE_LENGTH",
     "MAX_STATE_LENGTH",
     "OA_AUTHORIZE_PATH",
     "OA_CODE_LIFETIME",
@@ -72,7 +74,18 @@ USERINFO_LANGS: Final = frozenset({"zh_CN", "zh_TW", "en"})
 ACCESS_TOKEN_LIFETIME: Final = 7200
 REFRESH_TOKEN_LIFETIME: Final = 30 * 24 * 3600
 OA_CODE_LIFETIME: Final = 300
+#: Longest ``code`` passed on to WeChat (WeChat's are 32 characters): anything longer is not one.
+MAX_CODE_LENGTH: Final = 512
 QR_CODE_LIFETIME: Final = 600
+
+# Bounds that WeChat's numbers are clamped into. WeChat documents expires_in 7200; more than a day is
+# its bug, not a longer-lived token.
+_EXPIRES_IN_RANGE: Final = (0, 24 * 3600)
+_SEX_RANGE: Final = (0, 2)  # unknown, male, female
+_FLAG_RANGE: Final = (0, 1)
+
+# JSON "\ud800" gives a lone surrogate that no database driver can encode.
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 
 # WeChat: "a-zA-Z0-9, at most 128 bytes"; anything else is mangled or refused.
 MAX_STATE_LENGTH: Final = 128
@@ -145,7 +158,8 @@ def decode_body(body: bytes, endpoint: str = "") -> dict[str, Any]:
 
     The bytes are UTF-8 whatever the Content-Type says (``text/plain`` without a
     charset is normal, and trusting it gives mojibake), and nicknames may carry raw
-    control characters, so JSON is parsed with ``strict=False``.
+    control characters, so JSON is parsed with ``strict=False``. An errcode that is
+    no integer (``1e400``, ``NaN``, ``true``, ``"x"``) is a malformed answer, never a crash.
     """
     try:
         data = json.loads(body.decode("utf-8", errors="replace"), strict=False)
@@ -153,32 +167,76 @@ def decode_body(body: bytes, endpoint: str = "") -> dict[str, Any]:
         raise WeChatResponseError(f"{endpoint or 'WeChat'} answered with a body that is not JSON") from None
     if not isinstance(data, dict):
         raise WeChatResponseError(f"{endpoint or 'WeChat'} answered with JSON that is not an object")
-    errcode = data.get("errcode", 0)
-    if errcode not in (0, "0", None):
-        try:
-            code = int(errcode)
-        except (TypeError, ValueError):
-            raise WeChatResponseError(f"{endpoint or 'WeChat'} answered with a malformed errcode") from None
-        raise error_for(code, str(data.get("errmsg", "")), endpoint)
+    errcode = data.get("errcode")
+    if errcode is None:
+        return data
+    code = _errcode(errcode)
+    if code is None:
+        raise WeChatResponseError(f"{endpoint or 'WeChat'} answered with a malformed errcode")
+    if code != 0:
+        raise error_for(code, _storable(str(data.get("errmsg", ""))), endpoint)
     return data
 
 
+def _errcode(value: object) -> int | None:
+    """Read an errcode as WeChat means it (``40029``, ``40029.0``, ``"40029"``); None if it is no integer."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _storable(value: str) -> str:
+    """Make a WeChat string storable: lone surrogates become U+FFFD and NULs (PostgreSQL refuses them) go.
+
+    The UTF-16 round trip keeps a pair that arrived split into two code points as its one character.
+    """
+    value = value.replace("\x00", "")
+    if _SURROGATE.search(value) is None:
+        return value
+    return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def _text(data: dict[str, Any], key: str) -> str:
+    """A string field, storable; a missing or non-string value is empty."""
     value = data.get(key)
-    return value if isinstance(value, str) else ""
+    return _storable(value) if isinstance(value, str) else ""
 
 
-def _integer(data: dict[str, Any], key: str, default: int = 0) -> int:
-    # Old bodies carry numbers as strings ("sex": "1"); never let that break a login.
-    try:
-        return int(data.get(key, default))
-    except (TypeError, ValueError):
+def _integer(data: dict[str, Any], key: str, bounds: tuple[int, int], default: int = 0) -> int:
+    """A number field clamped into ``bounds``; ``default`` if it is missing, non-finite or no number.
+
+    Old bodies carry numbers as strings ("sex": "1"), and JSON allows 1e400 (inf), NaN and
+    10**30: none of that may break a login.
+    """
+    value = data.get(key)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return default
+        number = int(value)
+    elif isinstance(value, (int, str)):
+        try:
+            number = int(value)
+        except ValueError:
+            return default
+    else:
         return default
+    low, high = bounds
+    return min(max(number, low), high)
 
 
 def _required(data: dict[str, Any], key: str, endpoint: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value:
+    """A string field the answer is useless without; missing, non-string or empty is a malformed answer."""
+    value = _text(data, key)
+    if not value:
         raise WeChatResponseError(f"{endpoint} answered without {key}")
     return value
 
@@ -205,9 +263,9 @@ class Token:
             openid=_required(data, "openid", endpoint),
             # A 2017 capture shows "snsapi_userinfo," with a trailing comma.
             scope=",".join(part for part in _text(data, "scope").split(",") if part),
-            expires_at=issued + _integer(data, "expires_in", ACCESS_TOKEN_LIFETIME),
+            expires_at=issued + _integer(data, "expires_in", _EXPIRES_IN_RANGE, ACCESS_TOKEN_LIFETIME),
             unionid=_text(data, "unionid") or None,
-            is_snapshot_user=_integer(data, "is_snapshotuser") == 1,
+            is_snapshot_user=_integer(data, "is_snapshotuser", _FLAG_RANGE) == 1,
         )
 
     @property
@@ -244,12 +302,12 @@ class UserInfo:
             nickname=_text(data, "nickname"),
             headimgurl=_text(data, "headimgurl"),
             unionid=_text(data, "unionid") or None,
-            sex=_integer(data, "sex"),
+            sex=_integer(data, "sex", _SEX_RANGE),
             province=_text(data, "province"),
             city=_text(data, "city"),
             country=_text(data, "country"),
             language=_text(data, "language"),
-            privilege=tuple(str(item) for item in privilege) if isinstance(privilege, list) else (),
+            privilege=tuple(_storable(str(item)) for item in privilege) if isinstance(privilege, list) else (),
         )
 
 

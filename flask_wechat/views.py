@@ -1,18 +1,21 @@
-"""The ``wechat`` blueprint: login, callback and logout, and nothing else.
+"""The ``wechat`` blueprint: login, callbacks, binding, logout and their pages, and nothing else.
 
-Views are thin: they read the request, hand it to the extension, and turn every
-:class:`~flask_wechat.errors.WeChatError` into a short page. Nothing a browser or
-WeChat can send makes them answer 5xx.
+Views are thin: they read the request, hand it to :class:`~flask_wechat.login.Logins`,
+and turn every :class:`~flask_wechat.errors.WeChatError` into a short page. Nothing a
+browser or WeChat can send makes them answer 5xx; a failing service this site depends
+on (WeChat, the database, the shared store) is a 502 or 503 page that heals by itself.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
-from typing import TYPE_CHECKING, Final
+import secrets
+from typing import Final
 from urllib.parse import quote, unquote, urlsplit
 
-from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
@@ -23,29 +26,35 @@ from .errors import (
     AuthorizationDenied,
     CodeBlockedError,
     CodeError,
+    CookieLostError,
     IdentityTakenError,
     LoginFlowError,
     RateLimitedError,
+    ServiceUnavailableError,
     SnapshotUserError,
     StateError,
+    StorageError,
+    SystemBusyError,
     WeChatAPIError,
     WeChatError,
 )
 from .i18n import MESSAGES, pick_language
+from .login import Logins
 from .miniprogram import error_answer, log_in_with_code, read_code
+from .runtime import WebFlow
 
-if TYPE_CHECKING:
-    from .runtime import WeChatState
-
-__all__ = ["blueprint", "safe_next_url"]
+__all__ = ["LoginViews", "safe_next_url"]
 
 log = logging.getLogger(__name__)
 
-blueprint = Blueprint("wechat", __name__, template_folder="templates")
-
-#: Longer ``next`` values are ignored: nobody links to such a page, and it would bloat the session.
+#: Longer ``next`` values are ignored: nobody links to such a page, and it would bloat the store.
 MAX_NEXT_LENGTH: Final = 1024
 _UNSAFE_CHARS: Final = re.compile(r"[\x00-\x1f\x7f\\]")
+#: Session key of the token a logout form must carry.
+CSRF_SESSION_KEY: Final = "_wechat_csrf"
+CSRF_FIELD: Final = "wechat_csrf"
+#: Seconds a browser is asked to wait before trying a busy service again.
+RETRY_AFTER_SECONDS: Final = 30
 
 
 def safe_next_url(value: str | None, default: str) -> str:
@@ -76,169 +85,207 @@ _ERROR_PAGES: Final[tuple[tuple[type[WeChatError], int, str], ...]] = (
     (SnapshotUserError, 403, "snapshot"),
     (IdentityTakenError, 409, "identity_taken"),
     (AccountConflictError, 409, "flow"),
+    (CookieLostError, 400, "cookies"),
     (StateError, 400, "state"),
     (CodeBlockedError, 403, "code_blocked"),
     (CodeError, 400, "code"),
-    (RateLimitedError, 429, "rate_limited"),
     (LoginFlowError, 400, "flow"),
-    # WeChat failed us (busy, unreachable, bad answer, wrong credentials): a dependency failed,
-    # not this site; 424 keeps such answers out of the 5xx range that pages operators.
-    (WeChatError, 424, "unavailable"),
+    # WeChat is busy: it said so (-1 after retries) or throttles us (45011); it heals by itself.
+    (RateLimitedError, 503, "rate_limited"),
+    (SystemBusyError, 503, "unavailable"),
+    # This site's own database or shared store failed.
+    (ServiceUnavailableError, 503, "busy"),
+    (StorageError, 503, "busy"),
+    # WeChat failed us: unreachable, a malformed answer, or refusing this site's credentials.
+    (WeChatError, 502, "unavailable"),
 )
 
 
-def page(template: str, **context: object) -> str:
-    """Render one of the extension's pages in the visitor's language (as ``t`` and ``lang``)."""
-    settings = _state().settings
-    language = pick_language(request.headers.get("Accept-Language"), settings.default_language)
-    return render_template(template, t=MESSAGES[language], lang=language, **context)
+class LoginViews:
+    """The blueprint's views for one app, bound to its :class:`Logins`."""
 
+    def __init__(self, logins: Logins) -> None:
+        self.logins = logins
+        self.settings = logins.runtime.settings
 
-def error_response(exc: WeChatError) -> tuple[str, int]:
-    """The page for a failed login; logs WeChat's errcode and rid, never a code or token."""
-    status, words = next((status, key) for kind, status, key in _ERROR_PAGES if isinstance(exc, kind))
-    if isinstance(exc, WeChatAPIError):
-        log.warning("WeChat login failed: errcode %s (%s) rid=%s", exc.errcode, exc.errmsg, exc.rid)
-    else:
-        log.warning("WeChat login failed: %s", type(exc).__name__)
-    retry_url = f"{_state().settings.url_prefix}/login"
-    return page("wechat/error.html", words=words, status=status, error=type(exc).__name__, retry_url=retry_url), status
+    def blueprint(self) -> Blueprint:
+        """A ``wechat`` blueprint with every view of this app."""
+        bp = Blueprint("wechat", __name__, template_folder="templates")
+        bp.add_url_rule("/login", "login", self.login)
+        bp.add_url_rule("/callback", "callback", self.callback)
+        bp.add_url_rule("/qr/callback", "qr_callback", self.qr_callback)
+        bp.add_url_rule("/qr", "qr", self.qr)
+        bp.add_url_rule("/choose", "choose", self.choose)
+        bp.add_url_rule("/bind", "bind", self.bind)
+        bp.add_url_rule("/logout", "logout", self.logout, methods=["GET", "POST"])
+        bp.add_url_rule("/miniprogram/login", "miniprogram_login", self.miniprogram_login, methods=["POST"])
+        bp.add_app_template_global(self.wechat_qr_login, "wechat_qr_login")
+        bp.add_app_template_global(csrf_token, "wechat_csrf_token")
+        bp.app_errorhandler(ServiceUnavailableError)(self.error_page)
+        return bp
 
+    # -- pages ------------------------------------------------------------------------------
 
-def _state() -> WeChatState:
-    state: WeChatState = current_app.extensions["wechat"]
-    return state
+    def page(self, template: str, **context: object) -> str:
+        """Render one of the extension's pages in the visitor's language (as ``t`` and ``lang``)."""
+        language = pick_language(request.headers.get("Accept-Language"), self.settings.default_language)
+        return render_template(template, t=MESSAGES[language], lang=language, **context)
 
-
-def _next_url(state: WeChatState) -> str:
-    return safe_next_url(request.values.get("next"), state.settings.default_next)
-
-
-def send_to_wechat() -> Response:
-    """Flask-Login's unauthorized handler: send the visitor to WeChat now, and back here after."""
-    state = _state()
-    flow = state.choose_flow(None)
-    if flow is None:
-        abort(401)  # only a mini program is configured: no browser login exists
-    here = request.full_path if request.query_string else request.path
-    return state.begin_login(flow, safe_next_url(here, state.settings.default_next))
-
-
-@blueprint.get("/login")
-def login() -> Response:
-    """Send the visitor through WeChat, then back to ``next`` (a same-site path only).
-
-    ``flow`` picks the way: ``oa`` (inside WeChat), ``qr`` (desktop QR) or ``auto``
-    (the default: by the browser's User-Agent). An unknown or unconfigured flow is a 404.
-    """
-    state = _state()
-    flow = state.choose_flow(request.args.get("flow"))
-    if flow is None:
-        abort(404)
-    next_url = _next_url(state)
-    if current_user.is_authenticated:
-        return redirect(next_url)
-    return state.begin_login(flow, next_url)
-
-
-def _finish(flow: str) -> Response | tuple[str, int]:
-    state = _state()
-    if flow not in state.web_flows:
-        abort(404)
-    try:
-        next_url = state.complete_login(flow)
-    except WeChatError as exc:
-        return error_response(exc)
-    return redirect(next_url)
-
-
-@blueprint.get("/callback")
-def callback() -> Response | tuple[str, int]:
-    """Where WeChat sends the browser back from in-WeChat authorization (``code`` and ``state``)."""
-    return _finish("oa")
-
-
-@blueprint.get("/qr/callback")
-def qr_callback() -> Response | tuple[str, int]:
-    """Where WeChat sends the browser back from a QR login (redirect page or embedded QR)."""
-    return _finish("qr")
-
-
-@blueprint.get("/qr")
-def qr() -> str:
-    """A page of this site that shows WeChat's QR code (wxLogin.js); override ``wechat/qr.html``."""
-    state = _state()
-    if "qr" not in state.web_flows:
-        abort(404)
-    return page("wechat/qr.html", next_url=_next_url(state))
-
-
-@blueprint.get("/choose")
-def choose() -> str:
-    """A page offering every configured way to log in; override ``wechat/choose.html``."""
-    state = _state()
-    return page("wechat/choose.html", next_url=_next_url(state), flows=sorted(state.web_flows))
-
-
-@blueprint.app_template_global("wechat_qr_login")
-def wechat_qr_login(
-    next: str | None = None, element_id: str = "wechat-qr", self_redirect: bool = False, style: str = "black"
-) -> Markup:
-    """Embed WeChat's QR login in any template: ``{{ wechat_qr_login(next="/me") }}``.
-
-    The state is minted here, on the server, and checked by the callback exactly like
-    the redirect flow's. ``redirect_uri`` is passed pre-encoded, as wxLogin.js wants.
-    """
-    state = _state()
-    if "qr" not in state.web_flows:
-        raise RuntimeError("wechat_qr_login needs WECHAT_OPEN_APPID and WECHAT_OPEN_SECRET")
-    options = {
-        "self_redirect": self_redirect,
-        "id": element_id,
-        "appid": state.web_flows["qr"].credentials.appid,
-        "scope": protocol.SCOPE_LOGIN,
-        "redirect_uri": quote(state.callback_url("qr"), safe=""),
-        "state": state.begin_state("qr", safe_next_url(next, state.settings.default_next)),
-        "style": style,
-    }
-    return Markup(  # noqa: S704 - a rendered template, already escaped by Jinja
-        render_template(
-            "wechat/qr_widget.html", options=options, element_id=element_id, script=state.settings.qr_script_url
-        )
-    )
-
-
-@blueprint.get("/bind")
-def bind() -> Response:
-    """Link a WeChat identity to the logged-in user (e.g. a "bind WeChat" button in settings)."""
-    state = _state()
-    if not current_user.is_authenticated:
-        response: Response = current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+    def error_page(self, exc: WeChatError) -> Response:
+        """The page for a failed login; logs WeChat's errcode and rid, never a code or token."""
+        status, words = next((status, key) for kind, status, key in _ERROR_PAGES if isinstance(exc, kind))
+        if isinstance(exc, WeChatAPIError):
+            log.warning("WeChat login failed: errcode %s (%s) rid=%s", exc.errcode, exc.errmsg, exc.rid)
+        else:
+            log.warning("WeChat login failed: %s", type(exc).__name__)
+        retry_url = url_for("wechat.login", next=self._next_url())
+        body = self.page("wechat/error.html", words=words, status=status, error=type(exc).__name__, retry_url=retry_url)
+        response = current_app.make_response((body, status))
+        if status == 503:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
-    flow = state.choose_flow(request.args.get("flow"))
-    if flow is None:
-        abort(404)
-    return state.begin_login(flow, _next_url(state), bind=True)
+
+    def _default_next(self) -> str:
+        return request.script_root + self.settings.default_next
+
+    def _next_url(self) -> str:
+        return safe_next_url(request.values.get("next"), self._default_next())
+
+    def _flow(self, name: str) -> WebFlow:
+        flow = self.logins.runtime.web.get(name)
+        if flow is None:
+            abort(404)
+        return flow
+
+    # -- login -------------------------------------------------------------------------------
+
+    def send_to_wechat(self) -> Response:
+        """Flask-Login's unauthorized handler: send the visitor to WeChat now, and back here after."""
+        flow = self.logins.choose_flow(None, request.headers.get("User-Agent", ""))
+        if flow is None:
+            abort(401)  # only a mini program is configured: no browser login exists
+        here = request.script_root + (request.full_path if request.query_string else request.path)
+        try:
+            return self.logins.start(flow, safe_next_url(here, self._default_next()))
+        except WeChatError as exc:
+            return self.error_page(exc)
+
+    def login(self) -> Response:
+        """Send the visitor through WeChat, then back to ``next`` (a same-site path only).
+
+        ``flow`` picks the way: ``oa`` (inside WeChat), ``qr`` (desktop QR) or ``auto``
+        (the default: by the browser's User-Agent). An unknown or unconfigured flow is a 404.
+        """
+        flow = self.logins.choose_flow(request.args.get("flow"), request.headers.get("User-Agent", ""))
+        if flow is None:
+            abort(404)
+        if current_user.is_authenticated:
+            return redirect(self._next_url())
+        try:
+            return self.logins.start(flow, self._next_url())
+        except WeChatError as exc:
+            return self.error_page(exc)
+
+    def _finish(self, name: str) -> Response:
+        flow = self._flow(name)
+        try:
+            return self.logins.finish(flow, request.args)
+        except WeChatError as exc:
+            return self.error_page(exc)
+
+    def callback(self) -> Response:
+        """Where WeChat sends the browser back from in-WeChat authorization (``code`` and ``state``)."""
+        return self._finish("oa")
+
+    def qr_callback(self) -> Response:
+        """Where WeChat sends the browser back from a QR login (redirect page or embedded QR)."""
+        return self._finish("qr")
+
+    def qr(self) -> str:
+        """A page of this site that shows WeChat's QR code (wxLogin.js); override ``wechat/qr.html``."""
+        self._flow("qr")
+        return self.page("wechat/qr.html", next_url=self._next_url())
+
+    def choose(self) -> str:
+        """A page offering every configured way to log in; override ``wechat/choose.html``."""
+        return self.page("wechat/choose.html", next_url=self._next_url(), flows=sorted(self.logins.runtime.web))
+
+    def wechat_qr_login(
+        self, next: str | None = None, element_id: str = "wechat-qr", self_redirect: bool = False, style: str = "black"
+    ) -> Markup:
+        """Embed WeChat's QR login in any template: ``{{ wechat_qr_login(next="/me") }}``.
+
+        The state is minted here, on the server, and checked by the callback exactly like
+        the redirect flow's. ``redirect_uri`` is passed pre-encoded, as wxLogin.js wants.
+        """
+        flow = self.logins.runtime.web.get("qr")
+        if flow is None:
+            raise RuntimeError("wechat_qr_login needs WECHAT_OPEN_APPID and WECHAT_OPEN_SECRET")
+        options = {
+            "self_redirect": self_redirect,
+            "id": element_id,
+            "appid": flow.appid,
+            "scope": protocol.SCOPE_LOGIN,
+            "redirect_uri": quote(url_for(flow.callback_endpoint, _external=True), safe=""),
+            "state": self.logins.new_state(flow, safe_next_url(next, self._default_next())),
+            "style": style,
+        }
+        return Markup(  # noqa: S704 - a rendered template, already escaped by Jinja
+            render_template(
+                "wechat/qr_widget.html", options=options, element_id=element_id, script=self.settings.qr_script_url
+            )
+        )
+
+    def bind(self) -> Response:
+        """Link a WeChat identity to the logged-in user (e.g. a "bind WeChat" button in settings)."""
+        if not current_user.is_authenticated:
+            response: Response = current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+            return response
+        flow = self.logins.choose_flow(request.args.get("flow"), request.headers.get("User-Agent", ""))
+        if flow is None:
+            abort(404)
+        try:
+            return self.logins.start(flow, self._next_url(), bind=True)
+        except WeChatError as exc:
+            return self.error_page(exc)
+
+    def miniprogram_login(self) -> tuple[Response, int]:
+        """JSON login for a mini program: ``{"code": "<wx.login() code>"}`` in, the user out."""
+        if self.logins.runtime.miniprogram is None:
+            abort(404)
+        try:
+            answer = log_in_with_code(self.logins, read_code(request))
+        except WeChatError as exc:
+            body, status = error_answer(exc)
+            log.warning("mini program login failed: %s", body["error"])
+            return jsonify(body), status
+        return jsonify(answer), 200
+
+    # -- logout ------------------------------------------------------------------------------
+
+    def logout(self) -> Response | str | tuple[str, int]:
+        """Log out: a POST with the session's CSRF token (GET shows the button), or a mini program's bearer POST.
+
+        A bearer-authenticated request carries no ambient credential, so it needs no token.
+        """
+        bearer = request.headers.get("Authorization", "").startswith("Bearer ")
+        if request.method == "POST" and bearer:
+            self.logins.log_out()
+            return jsonify({"logged_out": True})
+        if request.method == "GET":
+            return self.page("wechat/logout.html", next_url=self._next_url(), expired=False)
+        sent = request.form.get(CSRF_FIELD, "")
+        expected = session.get(CSRF_SESSION_KEY)
+        if not isinstance(expected, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
+            return self.page("wechat/logout.html", next_url=self._next_url(), expired=True), 400
+        self.logins.log_out()
+        session.pop(CSRF_SESSION_KEY, None)
+        return redirect(self._next_url())
 
 
-@blueprint.post("/miniprogram/login")
-def miniprogram_login() -> tuple[Response, int]:
-    """JSON login for a mini program: ``{"code": "<wx.login() code>"}`` in, the user out."""
-    state = _state()
-    if state.miniprogram is None:
-        abort(404)
-    try:
-        answer = log_in_with_code(state, read_code(request))
-    except WeChatError as exc:
-        body, status = error_answer(exc)
-        log.warning("mini program login failed: %s", body["error"])
-        return jsonify(body), status
-    return jsonify(answer), 200
-
-
-@blueprint.route("/logout", methods=["GET", "POST"])
-def logout() -> Response:
-    """Log out and forget what the extension kept in the session."""
-    state = _state()
-    state.logout()
-    return redirect(_next_url(state))
+def csrf_token() -> str:
+    """This session's token for the logout form (``{{ wechat_csrf_token() }}`` in templates)."""
+    token = session.get(CSRF_SESSION_KEY)
+    if not isinstance(token, str):
+        token = session[CSRF_SESSION_KEY] = secrets.token_urlsafe(24)
+    return token

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,14 @@ def visit_wechat(authorize_url: str, user: str = "alice", action: str = "allow")
         return browser.post(
             base + "/confirm", data={**form, "user": user, "action": action}, allow_redirects=False, timeout=5
         )
+
+
+def logout(client: FlaskClient, next_url: str = "/") -> TestResponse:
+    """Log out as the logout page's button does: a POST with the session's CSRF token."""
+    page = client.get("/wechat/logout").get_data(as_text=True)
+    token = re.search(r'name="wechat_csrf" value="([^"]+)"', page)
+    assert token is not None, page
+    return client.post("/wechat/logout", data={"wechat_csrf": token.group(1), "next": next_url})
 
 
 def login(client: FlaskClient, start: str = "/profile", user: str = "alice", action: str = "allow") -> WeChatTrip:

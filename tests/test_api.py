@@ -123,7 +123,9 @@ def test_refresh_inside_an_own_authlib_call_is_persisted(app: Flask, logged_in: 
         logged_in.expire_access_tokens()
         account.access_token_expires_at = utcnow() - timedelta(seconds=1)
         db.session.commit()
-        response = wechat.client.get("sns/userinfo", token=app.extensions["wechat"].store().authlib_token(account))
+        response = wechat.client.get(
+            "sns/userinfo", token=app.extensions["wechat"].runtime.accounts().authlib_token(account)
+        )
         assert response.status_code == 200
         db.session.expire_all()
         fresh = stored(app)

@@ -1,10 +1,19 @@
-"""The demo in a real browser: Debian's Chromium, driven by Playwright, through the in-app fake WeChat.
+"""The demo in a real browser: Debian's Chromium, driven by Playwright, with WeChat on another site.
 
 The other tests play the browser with a test client; this one proves the real thing
-works: redirects with a ``#wechat_redirect`` fragment, the consent form, cookies
-across WeChat's redirect back, and the emoji nickname rendered on the page. It drives
-both browser flows: a phone with WeChat's User-Agent gets the Official Account's consent
-page, a desktop browser the website QR login, full-page or embedded with wxLogin.js.
+works: redirects with a ``#wechat_redirect`` fragment, the consent form, the session
+cookie across WeChat's redirect back, and the emoji nickname rendered on the page. It
+drives both browser flows: a phone with WeChat's User-Agent gets the Official Account's
+consent page, a desktop browser the website QR login, full-page or embedded with wxLogin.js.
+
+The app and the fake WeChat are different *sites*, as in production: the fake runs on its
+own loopback server (:class:`~flask_wechat.testing.server.FakeWeChatServer`) and Chromium
+reaches the two as ``http://shop.test:PORT`` and ``http://open.weixin.test:PORT`` (its
+``--host-resolver-rules`` map both names to 127.0.0.1; the app's own calls to the sns API go
+to 127.0.0.1 directly). So SameSite rules apply to every trip: the suite runs once with
+Flask's default session cookie (no SameSite attribute: Chromium treats it as Lax) and once
+with ``SESSION_COOKIE_SAMESITE="Lax"``, and each completed login asserts that the callback
+request carried the session cookie the app set before sending the browser to WeChat.
 
 Set ``FLASK_WECHAT_SCREENSHOTS=docs/screenshots`` to refresh the docs' screenshots (each test's
 ``shoot(page, name)`` saves ``name.png``; the docs pages reference them by that name).
@@ -16,21 +25,37 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from flask import Flask
+from flask import Flask, render_template_string, request
 from werkzeug.serving import make_server
 
 from examples.app import create_app, db
-from flask_wechat.testing.accounts import DEMO_APPID, DEMO_OPEN_APPID
+from flask_wechat.protocol import OA_AUTHORIZE_PATH, QRCONNECT_PATH
+from flask_wechat.testing.accounts import (
+    DEMO_APPID,
+    DEMO_MINIPROGRAM_APPID,
+    DEMO_MINIPROGRAM_SECRET,
+    DEMO_OPEN_APPID,
+    DEMO_OPEN_SECRET,
+    DEMO_SECRET,
+)
+from flask_wechat.testing.server import FakeWeChatServer
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 CHROMIUM = Path("/usr/bin/chromium")
-#: As root, without a sandbox, and quiet on a machine with no outside network.
+#: The app's and the fake WeChat's names in the browser: two sites (neither is under the other).
+SHOP_HOST = "shop.test"
+WECHAT_HOST = "open.weixin.test"
+#: As root, without a sandbox, and quiet on a machine with no outside network; both test
+#: hostnames resolve to loopback (the port stays the URL's).
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -40,6 +65,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    f"--host-resolver-rules=MAP {SHOP_HOST} 127.0.0.1,MAP {WECHAT_HOST} 127.0.0.1",
 ]
 #: A phone-sized window with the User-Agent of WeChat's in-app browser: the Official Account
 #: flow is the one for WeChat's browser (a desktop browser is offered the QR flow instead).
@@ -50,16 +76,22 @@ WECHAT_USER_AGENT = (
 )
 #: A desktop browser keeps Chromium's own User-Agent: it is not WeChat's, so it gets the QR flow.
 DESKTOP_VIEWPORT = {"width": 960, "height": 720}
-#: Served in place of WeChat's avatar CDN: the page may only talk to this machine.
+#: Served in place of WeChat's avatar CDN: the page may only talk to the two test sites.
 AVATAR_HOST = "thirdwx.qlogo.cn"
 AVATAR = (
     b'<svg xmlns="http://www.w3.org/2000/svg" width="132" height="132"><rect width="132" height="132" rx="12" '
     b'fill="#07c160"/><circle cx="66" cy="52" r="24" fill="#fff"/><rect x="26" y="86" width="80" height="40" '
     b'rx="20" fill="#fff"/></svg>'
 )
+#: Where WeChat sends the browser back: in-WeChat authorization, and the QR login.
+CALLBACK_PATHS = ("/wechat/callback", "/wechat/qr/callback")
+#: A page of the app that embeds the QR login with the options of the query (self_redirect=1).
+EMBED_TEMPLATE = (
+    "<!doctype html><title>embedded QR</title>{{ wechat_qr_login(next='/profile', self_redirect=self_redirect) }}"
+)
 
 try:
-    from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
+    from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Request, Route, sync_playwright
 except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None  # type: ignore[assignment]
 
@@ -72,6 +104,11 @@ def _missing() -> str | None:
     return None
 
 
+def launch_chromium(playwright: Playwright) -> Browser:
+    """Debian's Chromium with the shared arguments (never a downloaded browser)."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     reason = _missing()
@@ -80,32 +117,90 @@ def browser() -> Iterator[Browser]:
             pytest.fail(f"the browser test must run in CI: {reason}", pytrace=False)
         pytest.skip(reason)
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
 
 
 @dataclass
 class Demo:
-    """The example app served on a loopback port."""
+    """The example app on one site and the fake WeChat on another, each on a loopback port."""
 
     app: Flask
+    #: ``http://shop.test:PORT``: the app, as the browser reaches it.
     url: str
+    #: ``http://open.weixin.test:PORT``: the fake WeChat, as the browser reaches it.
+    wechat_url: str
+    wechat: FakeWeChatServer
+    #: The session cookie of each callback request, as the app received it (None: no cookie).
+    received: list[str | None] = field(default_factory=list)
 
     @property
     def fake(self) -> Any:
-        return self.app.extensions["wechat"].fake
+        return self.wechat.fake
+
+    @property
+    def cookie_name(self) -> str:
+        return str(self.app.config["SESSION_COOKIE_NAME"])
+
+
+def _cookie(header: str | None, name: str) -> str | None:
+    """The value of cookie ``name`` in a ``Cookie`` request header."""
+    pairs = (part.partition("=") for part in (header or "").split(";"))
+    return next((value for key, _, value in pairs if key.strip() == name), None)
+
+
+def _recording_callbacks(wsgi_app: WSGIApplication, demo: Demo) -> WSGIApplication:
+    """Note the session cookie of every callback request before the app sees it."""
+
+    def record(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") in CALLBACK_PATHS:
+            demo.received.append(_cookie(environ.get("HTTP_COOKIE"), demo.cookie_name))
+        return wsgi_app(environ, start_response)
+
+    return record
+
+
+def _embed() -> str:
+    return render_template_string(EMBED_TEMPLATE, self_redirect=request.args.get("self_redirect") == "1")
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Demo]:
-    # WECHAT_APPID None forces fake mode even if FLASK_WECHAT_APPID is set in the environment.
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}", "WECHAT_APPID": None})
+def wechat() -> Iterator[FakeWeChatServer]:
+    """The fake WeChat on its own loopback server: another site than the app."""
+    with FakeWeChatServer() as server:
+        yield server
+
+
+@pytest.fixture(params=[None, "Lax"], ids=["samesite-unset", "samesite-lax"])
+def demo(request: pytest.FixtureRequest, tmp_path: Path, wechat: FakeWeChatServer) -> Iterator[Demo]:
+    """The example app configured with the fake's demo apps; its session cookie's SameSite is the param."""
+    wechat_url = f"http://{WECHAT_HOST}:{urlsplit(wechat.url).port}"
+    config: dict[str, Any] = {
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}",
+        # Real apps (not WECHAT_FAKE), even if FLASK_WECHAT_* is set in the environment.
+        "WECHAT_FAKE": False,
+        "WECHAT_APPID": DEMO_APPID,
+        "WECHAT_SECRET": DEMO_SECRET,
+        "WECHAT_OPEN_APPID": DEMO_OPEN_APPID,
+        "WECHAT_OPEN_SECRET": DEMO_OPEN_SECRET,
+        "WECHAT_MINIPROGRAM_APPID": DEMO_MINIPROGRAM_APPID,
+        "WECHAT_MINIPROGRAM_SECRET": DEMO_MINIPROGRAM_SECRET,
+        # The browser goes to the test hostname; Python does not use Chromium's resolver.
+        "WECHAT_OPEN_BASE_URL": wechat_url,
+        "WECHAT_API_BASE_URL": wechat.url,
+    }
+    if request.param is not None:
+        config["SESSION_COOKIE_SAMESITE"] = request.param
+    app = create_app(config)
+    app.add_url_rule("/embed", view_func=_embed)
     server = make_server("127.0.0.1", 0, app, threaded=True)
+    demo = Demo(app, f"http://{SHOP_HOST}:{server.port}", wechat_url, wechat)
+    app.wsgi_app = _recording_callbacks(app.wsgi_app, demo)  # type: ignore[method-assign,assignment]
     thread = threading.Thread(target=server.serve_forever, name="demo-server", daemon=True)
     thread.start()
     try:
-        yield Demo(app, f"http://127.0.0.1:{server.port}")
+        yield demo
     finally:
         server.shutdown()
         thread.join()
@@ -116,7 +211,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
 
 @pytest.fixture
 def offsite() -> list[str]:
-    """URLs the page asked for off this machine (avatars are stubbed, the rest refused)."""
+    """URLs the page asked for off the two test sites (avatars are stubbed, the rest refused)."""
     return []
 
 
@@ -127,7 +222,7 @@ def open_page(browser: Browser, offsite: list[str]) -> Iterator[Callable[..., Pa
 
     def keep_local(route: Route) -> None:
         url = urlsplit(route.request.url)
-        if url.hostname == "127.0.0.1":
+        if url.hostname in (SHOP_HOST, WECHAT_HOST):
             route.continue_()
             return
         offsite.append(route.request.url)
@@ -182,27 +277,101 @@ def shoot(tmp_path: Path) -> Iterator[Callable[[Page, str], Path]]:
             shutil.copy(path, Path(target) / path.name)
 
 
-def open_consent_page(page: Page, demo: Demo) -> None:
-    """From the protected page to the fake WeChat's consent page, as a visitor's browser goes."""
+class Callbacks:
+    """The requests a page (iframes included) makes to the app's WeChat callbacks, in order."""
+
+    def __init__(self, page: Page, demo: Demo) -> None:
+        self.demo = demo
+        self.requests: list[Request] = []
+        page.on("request", self._note)
+
+    def _note(self, request: Request) -> None:
+        url = urlsplit(request.url)
+        if url.hostname == SHOP_HOST and url.path in CALLBACK_PATHS:
+            self.requests.append(request)
+
+    def sessions(self) -> list[str | None]:
+        """The session cookie each callback request carried (None: none), as Chromium sent it."""
+        return [_cookie(request.all_headers().get("cookie"), self.demo.cookie_name) for request in self.requests]
+
+    def assert_carried(self, *expected: str | None) -> None:
+        """Each callback so far carried ``expected``'s session cookie, and the app received just that."""
+        sent = self.sessions()
+        assert sent == list(expected)
+        assert self.demo.received[len(self.demo.received) - len(sent) :] == sent
+
+
+def session_cookie(page: Page, demo: Demo) -> str | None:
+    """The app's session cookie as this page's browser holds it now."""
+    cookies = page.context.cookies(demo.url)
+    return next((cookie["value"] for cookie in cookies if cookie["name"] == demo.cookie_name), None)
+
+
+def session_sent_to_wechat(page: Page, demo: Demo) -> str:
+    """The session cookie the app set before sending the browser to WeChat (the fake's page is showing)."""
+    session = session_cookie(page, demo)
+    assert session is not None, "the app sent the browser to WeChat without setting its session cookie"
+    return session
+
+
+def state_of(url: str) -> str | None:
+    return dict(parse_qsl(urlsplit(url).query)).get("state")
+
+
+def consent(page: Page, user: str) -> None:
+    """Pick a test user and press 允许 on whichever page the fake shows (consent or QR scan)."""
+    page.check(f'input[name="user"][value="{user}"]')
+    page.click("#allow")
+
+
+def open_consent_page(page: Page, demo: Demo) -> str:
+    """From the protected page to the fake WeChat's consent page; return the session cookie set on the way."""
     page.goto(f"{demo.url}/profile")
-    page.wait_for_url(f"{demo.url}/_fake_wechat/connect/oauth2/authorize?**")
+    page.wait_for_url(f"{demo.wechat_url}{OA_AUTHORIZE_PATH}?**")
     assert "#wechat_redirect" in page.url  # the browser kept the fragment through both redirects
     assert page.locator("#scope").inner_text() == "获得你的公开信息（昵称、头像）"
+    return session_sent_to_wechat(page, demo)
+
+
+def open_scan_page(desktop: Page, demo: Demo) -> str:
+    """From the protected page, in a desktop browser, to the fake's website QR page; return the session cookie."""
+    assert "MicroMessenger" not in desktop.evaluate("navigator.userAgent")
+    desktop.goto(f"{demo.url}/profile")
+    desktop.wait_for_url(f"{demo.wechat_url}{QRCONNECT_PATH}?**")
+    query = dict(parse_qsl(urlsplit(desktop.url).query))
+    assert query["appid"] == DEMO_OPEN_APPID and query["scope"] == "snsapi_login"
+    assert query["redirect_uri"] == f"{demo.url}/wechat/qr/callback"
+    assert desktop.locator("#qrcode").is_visible()
+    assert desktop.locator("#hint").inner_text() == "使用微信扫一扫登录"
+    return session_sent_to_wechat(desktop, demo)
+
+
+def test_session_cookie_samesite_is_the_configured_one(page: Page, demo: Demo) -> None:
+    with page.expect_response(f"{demo.url}/profile") as sent:
+        open_consent_page(page, demo)
+    set_cookie = next(
+        line for line in sent.value.header_values("set-cookie") if line.startswith(f"{demo.cookie_name}=")
+    )
+    samesite = [part.strip() for part in set_cookie.split(";")[1:] if part.strip().lower().startswith("samesite")]
+    # Unset (Flask's default): Chromium applies Lax to it all the same.
+    expected = demo.app.config["SESSION_COOKIE_SAMESITE"]
+    assert samesite == ([] if expected is None else [f"SameSite={expected}"])
 
 
 def test_login_with_a_chosen_user_lands_on_the_profile(page: Page, demo: Demo, shoot: Any, offsite: list[str]) -> None:
-    open_consent_page(page, demo)
+    callbacks = Callbacks(page, demo)
+    session = open_consent_page(page, demo)
     page.check('input[name="user"][value="bob"]')
     shoot(page, "consent")
     page.click("#allow")
     page.wait_for_url(f"{demo.url}/profile")
+    callbacks.assert_carried(session)
     bob = demo.fake.users["bob"]
     assert page.locator("#nickname").inner_text() == bob.nickname == "小明✨🚀"
-    appid = demo.app.extensions["wechat"].settings.appid
-    assert page.locator("#openid").inner_text() == demo.fake.openid_for(appid, "bob")
+    assert page.locator("#openid").inner_text() == demo.fake.openid_for(DEMO_APPID, "bob")
     assert page.locator("#unionid").inner_text() == bob.unionid
     assert page.locator("img").get_attribute("src") == bob.headimgurl
-    assert offsite == [bob.headimgurl]  # nothing but the avatar left this machine, and that was stubbed
+    assert offsite == [bob.headimgurl]  # nothing but the avatar left the two sites, and that was stubbed
     shoot(page, "profile")
     # The session cookie carries the login: a fresh load stays logged in, and logging out ends it.
     page.goto(f"{demo.url}/profile")
@@ -215,45 +384,37 @@ def test_login_with_a_chosen_user_lands_on_the_profile(page: Page, demo: Demo, s
 def test_deny_shows_the_fakes_refusal_page(page: Page, demo: Demo, shoot: Any) -> None:
     open_consent_page(page, demo)
     page.click("#deny")
-    page.wait_for_url(f"{demo.url}/_fake_wechat/connect/oauth2/authorize/confirm")
+    page.wait_for_url(f"{demo.wechat_url}{OA_AUTHORIZE_PATH}/confirm")
     assert page.locator("#denied").inner_text() == "你已拒绝授权"
     shoot(page, "denied")
     page.goto(f"{demo.url}/profile")  # still not logged in: back to WeChat
-    page.wait_for_url(f"{demo.url}/_fake_wechat/connect/oauth2/authorize?**")
+    page.wait_for_url(f"{demo.wechat_url}{OA_AUTHORIZE_PATH}?**")
 
 
 def test_deny_with_redirect_shows_the_apps_error_page(page: Page, demo: Demo, shoot: Any) -> None:
     demo.fake.deny_mode = "redirect"
-    open_consent_page(page, demo)
+    callbacks = Callbacks(page, demo)
+    session = open_consent_page(page, demo)
     with page.expect_response(lambda response: "/wechat/callback?" in response.url) as callback:
         page.click("#deny")
     assert callback.value.status == 403
     assert "code=" not in callback.value.url
+    callbacks.assert_carried(session)
     # The page speaks the browser's language (zh-CN here); the error's class name is stable.
     assert page.locator("#wechat-error").get_attribute("data-error") == "AuthorizationDenied"
     shoot(page, "denied-error-page")
 
 
-def open_scan_page(desktop: Page, demo: Demo) -> None:
-    """From the protected page, in a desktop browser, to the fake WeChat's website QR page."""
-    assert "MicroMessenger" not in desktop.evaluate("navigator.userAgent")
-    desktop.goto(f"{demo.url}/profile")
-    desktop.wait_for_url(f"{demo.url}/_fake_wechat/connect/qrconnect?**")
-    query = dict(parse_qsl(urlsplit(desktop.url).query))
-    assert query["appid"] == DEMO_OPEN_APPID and query["scope"] == "snsapi_login"
-    assert query["redirect_uri"] == f"{demo.url}/wechat/qr/callback"
-    assert desktop.locator("#qrcode").is_visible()
-    assert desktop.locator("#hint").inner_text() == "使用微信扫一扫登录"
-
-
 def test_desktop_logs_in_by_qr_code(desktop: Page, demo: Demo, shoot: Any, offsite: list[str]) -> None:
-    open_scan_page(desktop, demo)
+    callbacks = Callbacks(desktop, demo)
+    session = open_scan_page(desktop, demo)
     desktop.check('input[name="user"][value="bob"]')
     shoot(desktop, "qr-scan")
     with desktop.expect_response(lambda response: "/wechat/qr/callback?" in response.url) as callback:
         desktop.click("#allow")
     assert callback.value.status == 302
     desktop.wait_for_url(f"{demo.url}/profile")
+    callbacks.assert_carried(session)
     bob = demo.fake.users["bob"]
     assert desktop.locator("#nickname").inner_text() == bob.nickname == "小明✨🚀"
     assert desktop.locator("#openid").inner_text() == demo.fake.openid_for(DEMO_OPEN_APPID, "bob")
@@ -264,39 +425,102 @@ def test_desktop_logs_in_by_qr_code(desktop: Page, demo: Demo, shoot: Any, offsi
 def test_one_person_by_qr_and_in_wechat_is_one_user(
     desktop: Page, open_page: Callable[..., Page], demo: Demo, shoot: Any
 ) -> None:
-    open_scan_page(desktop, demo)
-    desktop.check('input[name="user"][value="alice"]')
-    desktop.click("#allow")
+    on_desktop = Callbacks(desktop, demo)
+    session = open_scan_page(desktop, demo)
+    consent(desktop, "alice")
     desktop.wait_for_url(f"{demo.url}/profile")
-    on_desktop = desktop.locator("#user-id").inner_text()
+    on_desktop.assert_carried(session)
+    user_id = desktop.locator("#user-id").inner_text()
 
     phone = open_page(WECHAT_USER_AGENT)  # another browser: no cookie in common with the desktop
-    open_consent_page(phone, demo)
-    phone.check('input[name="user"][value="alice"]')
-    phone.click("#allow")
+    on_phone = Callbacks(phone, demo)
+    session = open_consent_page(phone, demo)
+    consent(phone, "alice")
     phone.wait_for_url(f"{demo.url}/profile")
-    assert phone.locator("#user-id").inner_text() == on_desktop
+    on_phone.assert_carried(session)
+    assert phone.locator("#user-id").inner_text() == user_id
     assert phone.locator("#unionid").inner_text() == demo.fake.users["alice"].unionid
     appids = phone.locator("#accounts tr td:first-child").all_inner_texts()
     assert sorted(appids) == sorted([DEMO_APPID, DEMO_OPEN_APPID])  # one user, an account per WeChat app
     shoot(phone, "one-user-two-apps")
 
 
-def test_embedded_qr_page_logs_the_top_window_in(desktop: Page, demo: Demo, shoot: Any) -> None:
-    desktop.goto(f"{demo.url}/wechat/qr?next=/profile")
-    iframe = desktop.locator("#wechat-qr iframe")
-    src = urlsplit(iframe.get_attribute("src") or "")
-    # The fake's wxLogin.js, served from the app's own mount of the fake, points the iframe there too.
-    assert f"{src.scheme}://{src.netloc}{src.path}" == f"{demo.url}/_fake_wechat/connect/qrconnect"
+def open_embedded_qr(desktop: Page, demo: Demo, path: str, self_redirect: bool) -> str:
+    """Load an app page that embeds the QR login; check script and iframe are the fake's; return the session."""
+    desktop.goto(f"{demo.url}{path}")
+    script = desktop.locator("script[src]").get_attribute("src")
+    assert script == f"{demo.wechat_url}/connect/zh_CN/htmledition/js/wxLogin.js"
+    src = urlsplit(desktop.locator("#wechat-qr iframe").get_attribute("src") or "")
+    # wxLogin.js points the iframe at the origin it was loaded from: the fake, on its own site.
+    assert f"{src.scheme}://{src.netloc}{src.path}" == f"{demo.wechat_url}{QRCONNECT_PATH}"
     query = dict(parse_qsl(src.query))
     assert query["appid"] == DEMO_OPEN_APPID and query["login_type"] == "jssdk"
-    assert query["self_redirect"] == "false"
+    assert query["self_redirect"] == str(self_redirect).lower()
     assert query["redirect_uri"] == f"{demo.url}/wechat/qr/callback"
+    assert desktop.frame_locator("#wechat-qr iframe").locator("#hint").inner_text() == "使用微信扫一扫登录"
+    # The widget minted the state, and with it the session cookie, while rendering the page.
+    return session_sent_to_wechat(desktop, demo)
+
+
+def test_embedded_qr_page_logs_the_top_window_in(desktop: Page, demo: Demo, shoot: Any) -> None:
+    callbacks = Callbacks(desktop, demo)
+    session = open_embedded_qr(desktop, demo, "/wechat/qr?next=/profile", self_redirect=False)
     frame = desktop.frame_locator("#wechat-qr iframe")
-    assert frame.locator("#hint").inner_text() == "使用微信扫一扫登录"
     frame.locator("#user-carol").check()
     shoot(desktop, "qr-embedded")
     frame.locator("#allow").click()
     desktop.wait_for_url(f"{demo.url}/profile")  # the top window, not the iframe, went to the callback
+    callbacks.assert_carried(session)
     assert desktop.locator("#nickname").inner_text() == demo.fake.users["carol"].nickname == "\x14琦娅🍭"
     assert desktop.locator("#openid").inner_text() == demo.fake.openid_for(DEMO_OPEN_APPID, "carol")
+
+
+def test_embedded_qr_with_self_redirect_gets_no_session_cookie_in_the_iframe(desktop: Page, demo: Demo) -> None:
+    callbacks = Callbacks(desktop, demo)
+    session = open_embedded_qr(desktop, demo, "/embed?self_redirect=1", self_redirect=True)
+    iframe = desktop.locator("#wechat-qr iframe").element_handle().content_frame()
+    assert iframe is not None
+    first_state = state_of(iframe.url)
+    iframe.locator("#user-carol").check()
+    iframe.locator("#allow").click()
+    # The callback loads in the iframe; the app cannot log it in, so the iframe is sent to scan again.
+    iframe.wait_for_url(
+        lambda url: url.startswith(f"{demo.wechat_url}{QRCONNECT_PATH}?") and state_of(url) != first_state
+    )
+    # The iframe's navigation to the app was started by WeChat's page, another site: Chromium sends a
+    # Lax cookie on a cross-site navigation of the top window only, never of a frame. It also refuses
+    # the Set-Cookie of that answer, so whatever the app answers cannot log the browser in.
+    callbacks.assert_carried(None)
+    assert session_cookie(desktop, demo) == session
+    assert desktop.url == f"{demo.url}/embed?self_redirect=1"
+    desktop.goto(f"{demo.url}/profile")  # the top window is not logged in either
+    desktop.wait_for_url(f"{demo.wechat_url}{QRCONNECT_PATH}?**")
+
+
+@pytest.mark.parametrize("flow", ["oa", "qr"])
+def test_a_callback_without_its_session_starts_the_login_again(
+    flow: str, open_page: Callable[..., Page], demo: Demo
+) -> None:
+    phone = flow == "oa"
+    page = open_page(WECHAT_USER_AGENT, VIEWPORT) if phone else open_page(None, DESKTOP_VIEWPORT)
+    callbacks = Callbacks(page, demo)
+    (open_consent_page if phone else open_scan_page)(page, demo)
+    on_wechat = page.url
+    page.context.clear_cookies(domain=SHOP_HOST)  # lost while the person was on WeChat
+    assert session_cookie(page, demo) is None
+    consent(page, "bob")
+    page.wait_for_url(lambda url: url != on_wechat)
+    assert page.url.startswith(f"{demo.wechat_url}/") or page.url == f"{demo.url}/profile", page.url
+    second: str | None = None
+    if page.url.startswith(f"{demo.wechat_url}/"):  # WeChat asks again: the app started a fresh login
+        assert urlsplit(page.url).path == urlsplit(on_wechat).path
+        assert state_of(page.url) not in (None, state_of(on_wechat))
+        second = session_sent_to_wechat(page, demo)
+        consent(page, "bob")
+    page.wait_for_url(f"{demo.url}/profile")  # the original next
+    sent = callbacks.sessions()
+    assert sent[0] is None  # the first callback came back without the session, as staged
+    assert len(sent) == 2, "the app accepted a callback without the session that started it, instead of starting again"
+    assert sent[1] is not None
+    callbacks.assert_carried(None, second or sent[1])
+    assert page.locator("#nickname").inner_text() == demo.fake.users["bob"].nickname

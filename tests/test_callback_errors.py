@@ -77,35 +77,51 @@ def test_callback_without_a_known_state_is_refused(
     assert rows(app) == (0, 0)
 
 
-def test_state_from_another_browser_with_logins_of_its_own_is_refused(app: Flask, fake_wechat: FakeWeChat) -> None:
+def is_authorize_redirect(response: object) -> bool:
+    return response.status_code == 302 and "/connect/oauth2/authorize?" in response.location  # type: ignore[attr-defined]
+
+
+def test_state_from_another_browser_starts_a_login_of_its_own(app: Flask, fake_wechat: FakeWeChat) -> None:
     victim, attacker = app.test_client(), app.test_client()
     start(victim)
     state = start(attacker)
     code = fake_wechat.issue_code(DEMO_APPID, "alice")
     response = victim.get(f"/wechat/callback?code={code}&state={state}")
-    assert response.status_code == 400
+    assert is_authorize_redirect(response) and f"state={state}" not in response.location
+    assert fake_wechat.requests == []
     assert rows(app) == (0, 0)
 
 
-def test_state_is_bound_to_the_browser_that_started_it(app: Flask, fake_wechat: FakeWeChat) -> None:
+def test_state_without_the_session_that_started_it_is_never_used(app: Flask, fake_wechat: FakeWeChat) -> None:
     client = app.test_client()
     state = start(client)
     code = fake_wechat.issue_code(DEMO_APPID, "alice")
     client.delete_cookie("session")
-    response = client.get(f"/wechat/callback?code={code}&state={state}", headers={"User-Agent": "Other/1.0"})
-    assert response.status_code == 400
+    response = client.get(f"/wechat/callback?code={code}&state={state}")
+    assert is_authorize_redirect(response)
     assert fake_wechat.requests == []
 
 
-def test_lost_cookie_still_completes_the_login(app: Flask, fake_wechat: FakeWeChat) -> None:
+def finish_restarted(client: FlaskClient, fake_wechat: FakeWeChat, restart_url: str, user: str = "alice") -> str:
+    """Complete a restarted login as ``user``; where the browser lands."""
+    new_state = re.search(r"state=([A-Za-z0-9]+)", restart_url).group(1)  # type: ignore[union-attr]
+    code = fake_wechat.issue_code(DEMO_APPID, user)
+    landing = client.get(f"/wechat/callback?code={code}&state={new_state}")
+    assert landing.status_code == 302
+    return landing.location
+
+
+def test_lost_cookie_starts_again_and_lands_at_next(app: Flask, fake_wechat: FakeWeChat) -> None:
     client = app.test_client()
-    state = start(client, "/profile?tab=orders")
+    state = start(client, quote("/profile?tab=orders", safe=""))
     client.delete_cookie("session")
     code = fake_wechat.issue_code(DEMO_APPID, "alice")
-    response = client.get(f"/wechat/callback?code={code}&state={state}")
-    assert response.status_code == 302 and response.location == "/profile?tab=orders"
+    restart = client.get(f"/wechat/callback?code={code}&state={state}")
+    assert is_authorize_redirect(restart)
+    assert finish_restarted(client, fake_wechat, restart.location) == "/profile?tab=orders"
     assert client.get("/profile").status_code == 200
     assert rows(app) == (1, 1)
+    assert len(fake_wechat.calls("access_token")) == 1  # the first code was never used
 
 
 def test_lost_cookie_keeps_a_long_next_through_the_shared_store(app: Flask, fake_wechat: FakeWeChat) -> None:
@@ -115,8 +131,8 @@ def test_lost_cookie_keeps_a_long_next_through_the_shared_store(app: Flask, fake
     assert len(state) <= 128
     client.delete_cookie("session")
     code = fake_wechat.issue_code(DEMO_APPID, "alice")
-    response = client.get(f"/wechat/callback?code={code}&state={state}")
-    assert response.status_code == 302 and response.location == long_next
+    restart = client.get(f"/wechat/callback?code={code}&state={state}")
+    assert finish_restarted(client, fake_wechat, restart.location) == long_next
 
 
 def test_tampered_state_is_refused(app: Flask, client: FlaskClient, fake_wechat: FakeWeChat) -> None:
@@ -157,13 +173,16 @@ def test_double_callback_after_an_aborted_first_answer(app: Flask, fake_wechat: 
     assert len(fake_wechat.calls("access_token")) == 1
 
 
-def test_used_state_with_another_code_is_refused(app: Flask, client: FlaskClient, fake_wechat: FakeWeChat) -> None:
+def test_used_state_after_logout_starts_a_new_login(app: Flask, client: FlaskClient, fake_wechat: FakeWeChat) -> None:
     state = start(client)
     first = fake_wechat.issue_code(DEMO_APPID, "alice")
     assert client.get(f"/wechat/callback?code={first}&state={state}").status_code == 302
-    client.get("/wechat/logout")
+    with client.session_transaction() as sess:
+        token = sess["_wechat_csrf"] = "t" * 32
+    assert client.post("/wechat/logout", data={"wechat_csrf": token}).status_code == 302
     second = fake_wechat.issue_code(DEMO_APPID, "bob")
-    assert client.get(f"/wechat/callback?code={second}&state={state}").status_code == 400
+    assert is_authorize_redirect(client.get(f"/wechat/callback?code={second}&state={state}"))
+    assert client.get("/profile").status_code == 302
     assert len(fake_wechat.calls("access_token")) == 1
 
 
@@ -198,12 +217,11 @@ def test_used_code_gets_a_page_not_a_crash(
         (40029, 400),
         (40163, 400),
         (41008, 400),
-        (40013, 424),
-        (40125, 424),
-        (40001, 424),
-        (-1, 424),
-        (45011, 429),
-        (12345, 424),
+        (40013, 502),
+        (40125, 502),
+        (40001, 502),
+        (45011, 503),
+        (12345, 502),
     ],
 )
 def test_token_errcodes_get_pages_and_are_never_retried(
@@ -212,8 +230,35 @@ def test_token_errcodes_get_pages_and_are_never_retried(
     fake_wechat.fail_next("access_token", errcode, errmsg="an errcode nobody documented" if errcode == 12345 else None)
     trip = login(client)
     assert trip.response.status_code == status
+    assert ("Retry-After" in trip.response.headers) == (status == 503)
     assert len(fake_wechat.calls("access_token")) == 1
     assert rows(app) == (0, 0)
+
+
+def test_errcode_minus_one_on_the_code_exchange_is_tried_once_more(
+    app: Flask, client: FlaskClient, fake_wechat: FakeWeChat
+) -> None:
+    fake_wechat.fail_next("access_token", -1)
+    trip = login(client)
+    assert trip.response.status_code == 302 and client.get("/profile").status_code == 200
+    assert len(fake_wechat.calls("access_token")) == 2
+
+
+def test_errcode_minus_one_twice_is_a_busy_page_to_try_later(
+    app: Flask, client: FlaskClient, fake_wechat: FakeWeChat
+) -> None:
+    fake_wechat.fail_next("access_token", -1, times=2)
+    trip = login(client)
+    assert trip.response.status_code == 503 and trip.response.headers["Retry-After"].isdigit()
+    assert len(fake_wechat.calls("access_token")) == 2
+    assert rows(app) == (0, 0)
+
+
+def test_authdeny_code_is_a_denial(app: Flask, client: FlaskClient, fake_wechat: FakeWeChat) -> None:
+    state = start(client)
+    response = client.get(f"/wechat/callback?code=authdeny&state={state}")
+    assert response.status_code == 403 and "did not authorize" in response.get_data(as_text=True)
+    assert fake_wechat.requests == []
 
 
 @pytest.mark.parametrize(
@@ -231,7 +276,7 @@ def test_malformed_token_answers_get_a_page(
 ) -> None:
     fake_wechat.break_next("access_token", body, status=status)
     trip = login(client)
-    assert trip.response.status_code == 424
+    assert trip.response.status_code == 502
     assert "try again" in trip.response.get_data(as_text=True)
     assert rows(app) == (0, 0)
 
@@ -250,7 +295,7 @@ def test_unreachable_wechat_gets_a_page(
     state = start(client)
     code = fake_wechat.issue_code(DEMO_APPID, "alice")
     response = client.get(f"/wechat/callback?code={code}&state={state}")
-    assert response.status_code == 424
+    assert response.status_code == 502
     assert rows(app) == (0, 0)
 
 
@@ -261,7 +306,7 @@ def test_slow_wechat_times_out_into_a_page(database_uri: str, fake_wechat: FakeW
         state = start(client)
         code = fake_wechat.issue_code(DEMO_APPID, "alice")
         response = client.get(f"/wechat/callback?code={code}&state={state}")
-    assert response.status_code == 424
+    assert response.status_code == 502
     assert rows(app) == (0, 0)
 
 
@@ -320,7 +365,8 @@ def test_state_older_than_its_lifetime_is_refused(
     app = make_app(fake_wechat_server.url, database_uri, WECHAT_STATE_LIFETIME=60)
     client = app.test_client()
     state = start(client)
-    app.extensions["wechat"].flow.codec.clock = lambda: time.time() + 61
+    with app.app_context():
+        app.extensions["wechat"].runtime.states.clock = lambda: time.time() + 61
     code = fake_wechat.issue_code(DEMO_APPID, "alice")
     assert client.get(f"/wechat/callback?code={code}&state={state}").status_code == 400
     assert rows(app) == (0, 0)

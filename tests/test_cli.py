@@ -66,7 +66,12 @@ def test_check_prints_the_exact_urls_for_a_production_config(apps: Callable[...,
     assert result.exit_code == 0, result.output
     callback = "https://login.example.com/wechat/callback"
     authorize = protocol.build_authorize_url(
-        protocol.DEFAULT_OPEN_BASE_URL, DEMO_APPID, callback, protocol.SCOPE_USERINFO, "STATE"
+        protocol.DEFAULT_OPEN_BASE_URL,
+        DEMO_APPID,
+        callback,
+        protocol.SCOPE_USERINFO,
+        "STATE",
+        extra=(("connect_redirect", "1"),),
     )
     assert fact(result.output, "Callback URL") == callback
     assert fact(result.output, "Authorize URL") == authorize
@@ -81,7 +86,7 @@ def test_check_honours_the_url_prefix_and_scope(apps: Callable[..., Flask]) -> N
     result = run(app, "check")
     assert fact(result.output, "Callback URL") == "http://login.example.com/auth/wx/callback"
     assert "redirect_uri=http%3A%2F%2Flogin.example.com%2Fauth%2Fwx%2Fcallback&response_type=code" in result.output
-    assert "&scope=snsapi_base&state=STATE#wechat_redirect" in result.output
+    assert "&scope=snsapi_base&state=STATE&connect_redirect=1#wechat_redirect" in result.output
 
 
 def test_check_warns_about_what_breaks_logins_in_production(apps: Callable[..., Flask]) -> None:

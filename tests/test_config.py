@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 
 from flask_wechat import ConfigurationError, WeChat
-from flask_wechat.config import DEFAULTS, load_settings
+from flask_wechat.config import BOOLEAN_KEYS, DEFAULTS, load_settings
+from flask_wechat.testing.accounts import DEMO_APPID, DEMO_SECRET
 
 from .apps import User, WeChatAccount, make_app
 
@@ -88,18 +90,67 @@ def test_defaults_are_applied_to_the_app_config(database_uri: str) -> None:
     for key, value in DEFAULTS.items():
         if key not in ("WECHAT_APPID", "WECHAT_SECRET", "WECHAT_RETRIES"):
             assert app.config[key] == value
-    assert app.extensions["wechat"].settings.retries == 1
+    with app.app_context():
+        assert app.extensions["wechat"].runtime.settings.retries == 1
     assert app.login_manager.login_view == "wechat.login"
 
 
-def test_fake_mode_needs_no_credentials() -> None:
-    settings = load_settings({**DEFAULTS, "WECHAT_FAKE": True})
-    for app in (settings.official_account, settings.website, settings.miniprogram):
-        assert app is not None and app.appid.startswith("wx") and app.secret
-    assert settings.open_base_url == "/_fake_wechat"
-    assert settings.api_base_url == "http://fake-wechat.invalid"
-    pointed = load_settings({**DEFAULTS, "WECHAT_FAKE": True, "WECHAT_API_BASE_URL": "http://127.0.0.1:9"})
-    assert pointed.api_base_url == "http://127.0.0.1:9"
+@pytest.mark.parametrize("key", BOOLEAN_KEYS)
+@pytest.mark.parametrize("value", ["false", "true", "0", 0, 1, None, "True"])
+def test_boolean_keys_take_real_booleans_only(key: str, value: object) -> None:
+    with pytest.raises(ConfigurationError, match=key):
+        load_settings({**DEFAULTS, "WECHAT_APPID": DEMO_APPID, "WECHAT_SECRET": DEMO_SECRET, key: value})
+
+
+def test_string_false_never_turns_the_fake_on_next_to_a_real_appid(tmp_path: Path) -> None:
+    from examples.app import create_app
+
+    # What FLASK_WECHAT_FAKE='"false"' gives through from_prefixed_env: a string.
+    with pytest.raises(ConfigurationError, match="WECHAT_FAKE"):
+        create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'a.db'}",
+                "WECHAT_APPID": "wx0123456789abcdef",
+                "WECHAT_SECRET": "a-real-looking-secret",
+                "WECHAT_FAKE": "false",
+            }
+        )
+
+
+def test_the_fake_never_runs_next_to_real_credentials(tmp_path: Path) -> None:
+    from examples.app import create_app
+
+    with pytest.raises(ConfigurationError, match="WECHAT_APPID"):
+        create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'a.db'}",
+                "WECHAT_APPID": "wx0123456789abcdef",
+                "WECHAT_SECRET": "a-real-looking-secret",
+                "WECHAT_FAKE": True,
+            }
+        )
+
+
+def test_the_fake_serves_only_debug_testing_or_opted_in_apps() -> None:
+    from flask import Flask
+
+    from flask_wechat.testing import install
+
+    with pytest.raises(ConfigurationError, match="debug or testing"):
+        install(Flask("plain"))
+    for app in (Flask("debug"), Flask("testing"), Flask("opted_in")):
+        app.debug = app.name == "debug"
+        app.testing = app.name == "testing"
+        if app.name == "opted_in":
+            app.config["WECHAT_FAKE"] = True
+        fake = install(app)
+        assert app.extensions["wechat_fake"] is fake and app.config["WECHAT_FAKE"] is True
+        assert app.config["WECHAT_OPEN_BASE_URL"] == "/_fake_wechat"
+
+
+def test_setting_wechat_fake_without_installing_the_fake_refuses_to_start(database_uri: str) -> None:
+    with pytest.raises(ConfigurationError, match="install"):
+        make_app(None, database_uri, WECHAT_FAKE=True)
 
 
 def test_proxy_and_ca_bundle_come_from_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,7 +160,7 @@ def test_proxy_and_ca_bundle_come_from_the_environment_once(monkeypatch: pytest.
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", "")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/company-ca.pem")
-    options = session_options(settings_for(), KeepAliveAdapter(), None)
+    options = session_options(settings_for(), KeepAliveAdapter(), {})
     assert options["trust_env"] is False
     assert options["proxies"]["https"] == "http://proxy.example:3128"
     assert options["verify"] == "/etc/company-ca.pem"

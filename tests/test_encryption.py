@@ -89,5 +89,5 @@ def test_session_keys_are_sealed_rotated_and_readable(
     with only_new.app_context():
         account = db.session.execute(select(WeChatAccount)).unique().scalar_one()
         assert account.session_key.startswith("fernet:")
-        session_key = only_new.extensions["wechat"].store().session_key(account)
+        session_key = only_new.extensions["wechat"].runtime.accounts().session_key(account)
         assert session_key and len(session_key) == 24 and session_key not in account.session_key

@@ -52,6 +52,11 @@ def test_groups_let_callers_catch_by_meaning() -> None:
         ("invalid code, rid: 6270dbb5-47d9f324-018472b7", "6270dbb5-47d9f324-018472b7"),
         ("code been used, hints: [ req_id: 7L8aBa05974105 ]", "7L8aBa05974105"),
         ("invalid appsecret, view more at http://t.cn/RAEkdVq hint: [1fUWsA04483054]", "1fUWsA04483054"),
+        ("invalid code, hints: [ req_id: GeBb7a0297ns31 ]", "GeBb7a0297ns31"),
+        ("invalid credential, access_token is invalid or not latest hint: [pQxOxa0285sz45!]", "pQxOxa0285sz45"),
+        ("system error hints: [Ab12-3Cd!]", "Ab12-3Cd"),
+        ("invalid code hint: [ Kz9Ab10297ns31! ]", "Kz9Ab10297ns31"),
+        ("invalid code hints: [ Kz9Ab10297ns31 ]", "Kz9Ab10297ns31"),
         ("system error", None),
     ],
 )

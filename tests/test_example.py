@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from examples.app import User, WeChatAccount, create_app, db
+from flask_wechat.testing.accounts import DEMO_APPID, DEMO_SECRET
 from flask_wechat.testing.server import FakeWeChatServer
 
 from .conftest import login
@@ -41,10 +42,10 @@ def in_app_login(client: FlaskClient, user: str) -> str:
 
 def test_demo_logs_in_against_its_built_in_fake(tmp_path: Path) -> None:
     app = example(tmp_path)
-    fake = app.extensions["wechat"].fake
+    fake = app.extensions["wechat_fake"]
     page = in_app_login(app.test_client(), "alice")
     assert fake.users["alice"].nickname in page
-    assert fake.openid_for(app.extensions["wechat"].settings.appid, "alice") in page
+    assert fake.openid_for(DEMO_APPID, "alice") in page
 
 
 def test_demo_keeps_one_user_per_wechat_user(tmp_path: Path) -> None:
@@ -58,7 +59,13 @@ def test_demo_keeps_one_user_per_wechat_user(tmp_path: Path) -> None:
 
 
 def test_demo_against_a_wechat_on_loopback(tmp_path: Path, fake_wechat_server: FakeWeChatServer) -> None:
-    app = example(tmp_path, WECHAT_OPEN_BASE_URL=fake_wechat_server.url, WECHAT_API_BASE_URL=fake_wechat_server.url)
+    app = example(
+        tmp_path,
+        WECHAT_APPID=DEMO_APPID,
+        WECHAT_SECRET=DEMO_SECRET,
+        WECHAT_OPEN_BASE_URL=fake_wechat_server.url,
+        WECHAT_API_BASE_URL=fake_wechat_server.url,
+    )
     client = app.test_client()
     client.environ_base["HTTP_USER_AGENT"] = WECHAT_UA
     trip = login(client, user="carol")

@@ -110,5 +110,5 @@ def test_the_example_app_logs_in_on_the_migrated_database(app: Flask, database_u
     demo = create_app({"SQLALCHEMY_DATABASE_URI": database_uri, "WECHAT_APPID": None})
     client = demo.test_client()
     account = login_as(client, "bob")
-    assert account.nickname == demo.extensions["wechat"].fake.users["bob"].nickname
+    assert account.nickname == demo.extensions["wechat_fake"].users["bob"].nickname
     assert client.get("/profile").status_code == 200

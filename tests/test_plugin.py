@@ -132,12 +132,12 @@ def test_login_as_uses_the_in_app_fake_in_fake_mode(tmp_path: Path) -> None:
     from examples.app import db as demo_db
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}", "WECHAT_APPID": None})
-    fake = app.extensions["wechat"].fake
+    fake = app.extensions["wechat_fake"]
     fake.add_user(FakeUser("erin", "Erin 🌸", unionid="oErinUnionid0000000000000000"))
     try:
         client = app.test_client()
         account = login_as(client, "erin")
-        assert account.openid == fake.openid_for(app.extensions["wechat"].settings.appid, "erin")
+        assert account.openid == fake.openid_for(DEMO_APPID, "erin")
         assert "Erin 🌸" in client.get("/profile").get_data(as_text=True)
     finally:
         with app.app_context():
@@ -149,7 +149,8 @@ def test_login_as_through_the_website_app_joins_the_same_person(tmp_path: Path) 
     from examples.app import db as demo_db
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}", "WECHAT_APPID": None})
-    settings = app.extensions["wechat"].settings
+    with app.app_context():
+        settings = app.extensions["wechat"].runtime.settings
     try:
         official = login_as(app.test_client(), "bob")
         website = login_as(app.test_client(), "bob", flow="qr")

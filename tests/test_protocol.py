@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -108,6 +109,150 @@ def test_decode_body_accepts_auth_ok() -> None:
 def test_decode_body_rejects_malformed_answers(body: bytes) -> None:
     with pytest.raises(WeChatResponseError):
         protocol.decode_body(body)
+
+
+@pytest.mark.parametrize(
+    "errcode",
+    [
+        b"1e400",
+        b"-1e400",
+        b"NaN",
+        b"Infinity",
+        b"40029.5",
+        b"true",
+        b"false",
+        b'"40029x"',
+        b'"40029.0"',
+        b'"1e400"',
+        b'""',
+        b"[40029]",
+        b"{}",
+    ],
+)
+def test_decode_body_refuses_errcode_that_is_not_an_integer(errcode: bytes) -> None:
+    with pytest.raises(WeChatResponseError, match="malformed errcode"):
+        protocol.decode_body(b'{"errcode":' + errcode + b',"errmsg":"x"}', protocol.TOKEN_PATH)
+
+
+@pytest.mark.parametrize(
+    ("errcode", "cls", "expected"),
+    [
+        (b"40029.0", InvalidCodeError, 40029),
+        (b'"40029"', InvalidCodeError, 40029),
+        (b"-1.0", SystemBusyError, -1),
+        (b"1" + b"0" * 30, WeChatAPIError, 10**30),
+    ],
+)
+def test_decode_body_reads_integral_errcode_as_that_errcode(
+    errcode: bytes, cls: type[WeChatAPIError], expected: int
+) -> None:
+    with pytest.raises(cls) as caught:
+        protocol.decode_body(b'{"errcode":' + errcode + b',"errmsg":"x"}')
+    assert type(caught.value) is cls
+    assert type(caught.value.errcode) is int and caught.value.errcode == expected
+
+
+@pytest.mark.parametrize("body", [b"{}", b'{"errcode":0}', b'{"errcode":"0"}', b'{"errcode":null}', b'{"errcode":0.0}'])
+def test_decode_body_takes_zero_errcode_as_success(body: bytes) -> None:
+    assert protocol.decode_body(body) == json.loads(body)
+
+
+def test_decode_body_makes_errmsg_safe_to_store() -> None:
+    with pytest.raises(InvalidCodeError) as caught:
+        protocol.decode_body(b'{"errcode":40029,"errmsg":"bad\\u0000 \\ud800code"}')
+    assert caught.value.errmsg == "bad \ufffdcode"
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "lifetime"),
+    [
+        (b"1e400", protocol.ACCESS_TOKEN_LIFETIME),
+        (b"-1e400", protocol.ACCESS_TOKEN_LIFETIME),
+        (b"NaN", protocol.ACCESS_TOKEN_LIFETIME),
+        (b'"abc"', protocol.ACCESS_TOKEN_LIFETIME),
+        (b"null", protocol.ACCESS_TOKEN_LIFETIME),
+        (b"{}", protocol.ACCESS_TOKEN_LIFETIME),
+        (b"-1000000000000", 0),
+        (b"-5", 0),
+        (b"1" + b"0" * 30, 86400),
+        (b"1e300", 86400),
+        (b"86401", 86400),
+        (b'"3600"', 3600),
+        (b"3600.9", 3600),
+    ],
+)
+def test_token_lifetime_is_clamped_to_a_day(expires_in: bytes, lifetime: int) -> None:
+    data = protocol.decode_body(b'{"access_token":"AT","openid":"o","expires_in":' + expires_in + b"}")
+    assert protocol.Token.from_response(data, now=1000).expires_at == 1000 + lifetime
+
+
+def test_token_without_expires_in_lives_the_documented_lifetime() -> None:
+    token = protocol.Token.from_response({"access_token": "AT", "openid": "o"}, now=1000)
+    assert token.expires_at == 1000 + protocol.ACCESS_TOKEN_LIFETIME
+
+
+@pytest.mark.parametrize(
+    ("value", "sex", "snapshot"),
+    [
+        (b"1e400", 0, False),
+        (b"NaN", 0, False),
+        (b"-1e400", 0, False),
+        (b"1" + b"0" * 30, 2, True),
+        (b"-7", 0, False),
+        (b"7", 2, True),
+        (b'"2"', 2, True),
+        (b'"x"', 0, False),
+        (b"true", 1, True),
+    ],
+)
+def test_small_numbers_are_clamped_to_their_range(value: bytes, sex: int, snapshot: bool) -> None:
+    body = b'{"access_token":"AT","openid":"o","sex":' + value + b',"is_snapshotuser":' + value + b"}"
+    data = protocol.decode_body(body)
+    assert protocol.UserInfo.from_response(data).sex == sex
+    assert protocol.Token.from_response(data).is_snapshot_user is snapshot
+
+
+def test_strings_lose_lone_surrogates_and_nul_characters() -> None:
+    body = (
+        b'{"access_token":"A\\u0000T","refresh_token":"\\udc00RT","openid":"o\\u0000X\\ud800",'
+        b'"session_key":"k\\u0000","scope":"snsapi_userinfo\\u0000,","unionid":"\\ud83d\\ude00",'
+        b'"nickname":"\\ud83d Bob\\u0000\\ud83d\\ude00","headimgurl":"https://q.cn/\\udfff\\ud800",'
+        b'"city":"\\u0000","province":"\\ude00\\ud83d","country":"CN","privilege":["\\ud800P\\u0000"]}'
+    )
+    data = protocol.decode_body(body)
+    token = protocol.Token.from_response(data, now=0)
+    info = protocol.UserInfo.from_response(data)
+    session = protocol.MiniProgramSession.from_response(data)
+    assert (token.access_token, token.refresh_token, token.openid) == ("AT", "\ufffdRT", "oX\ufffd")
+    assert token.scope == "snsapi_userinfo" and token.unionid == "😀"
+    assert (session.openid, session.session_key, session.unionid) == ("oX\ufffd", "k", "😀")
+    assert info.nickname == "\ufffd Bob😀"
+    assert info.headimgurl == "https://q.cn/\ufffd\ufffd"
+    assert (info.city, info.province, info.country) == ("", "\ufffd\ufffd", "CN")
+    assert info.privilege == ("\ufffdP",)
+    for value in (*vars(token).values(), *vars(info).values(), *vars(session).values()):
+        if isinstance(value, str):
+            value.encode("utf-8")
+
+
+def test_surrogate_pair_split_in_a_python_str_is_joined_again() -> None:
+    info = protocol.UserInfo.from_response({"openid": "o", "nickname": "\ud83d\ude00\ud83d"})
+    assert info.nickname == "😀\ufffd"
+
+
+@pytest.mark.parametrize("value", ["\x00", "\x00\x00"])
+def test_required_string_of_only_nul_is_missing(value: str) -> None:
+    with pytest.raises(WeChatResponseError, match="without openid"):
+        protocol.Token.from_response({"access_token": "AT", "openid": value})
+    with pytest.raises(WeChatResponseError, match="without session_key"):
+        protocol.MiniProgramSession.from_response({"openid": "o", "session_key": value})
+
+
+def test_string_fields_that_are_not_strings_are_missing() -> None:
+    info = protocol.UserInfo.from_response({"openid": "o", "nickname": 5, "headimgurl": {"a": 1}, "unionid": 7})
+    assert (info.nickname, info.headimgurl, info.unionid) == ("", "", None)
+    with pytest.raises(WeChatResponseError, match="without openid"):
+        protocol.Token.from_response({"access_token": "AT", "openid": 12345})
 
 
 def test_token_from_response_reads_every_field() -> None:

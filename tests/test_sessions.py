@@ -16,7 +16,7 @@ from flask_wechat.testing.fake import FakeWeChat
 from flask_wechat.testing.server import FakeWeChatServer
 
 from .apps import WeChatAccount, db, make_app
-from .conftest import login
+from .conftest import login, logout
 
 
 def test_login_renews_the_session(app: Flask, client: FlaskClient) -> None:
@@ -43,7 +43,7 @@ def test_session_renewal_can_be_turned_off(
 def test_logout_leaves_nothing_of_the_extension(app: Flask, client: FlaskClient) -> None:
     login(client)
     client.get("/wechat/login?next=/elsewhere")  # logged in: no new pending login
-    client.post("/wechat/logout")
+    logout(client)
     with client.session_transaction() as sess:
         assert not [key for key in sess if key.startswith(("_wechat", "_user_id", "_fresh", "_id"))]
 
@@ -76,7 +76,8 @@ def test_redis_store_serves_the_flow(fake_wechat_server: FakeWeChatServer, datab
             pytest.fail("FLASK_WECHAT_TEST_REDIS_URL must be set in CI")
         pytest.skip("FLASK_WECHAT_TEST_REDIS_URL is not set")
     app = make_app(fake_wechat_server.url, database_uri, WECHAT_STORE_URL=url)
-    assert isinstance(app.extensions["wechat"].flow.store, RedisStore)
+    with app.app_context():
+        assert isinstance(app.extensions["wechat"].runtime.store, RedisStore)
     client = app.test_client()
     trip = login(client)
     parts = urlsplit(trip.callback_url)

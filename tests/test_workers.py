@@ -20,6 +20,7 @@ import requests
 from sqlalchemy import func, select
 
 from examples.app import User, WeChatAccount, create_app, db
+from flask_wechat.testing.accounts import DEMO_APPID, DEMO_OPEN_APPID, DEMO_OPEN_SECRET, DEMO_SECRET
 from flask_wechat.store import store_table
 from flask_wechat.testing.server import FakeWeChatServer
 
@@ -57,7 +58,15 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
 
 def test_logins_spread_over_four_workers_all_succeed(tmp_path: Path, fake_wechat_server: FakeWeChatServer) -> None:
     database = postgres_url()
-    setup = create_app({"SQLALCHEMY_DATABASE_URI": database, "WECHAT_API_BASE_URL": fake_wechat_server.url})
+    demo_apps = {
+        "WECHAT_APPID": DEMO_APPID,
+        "WECHAT_SECRET": DEMO_SECRET,
+        "WECHAT_OPEN_APPID": DEMO_OPEN_APPID,
+        "WECHAT_OPEN_SECRET": DEMO_OPEN_SECRET,
+        "WECHAT_OPEN_BASE_URL": fake_wechat_server.url,
+        "WECHAT_API_BASE_URL": fake_wechat_server.url,
+    }
+    setup = create_app({"SQLALCHEMY_DATABASE_URI": database, **demo_apps})
     with setup.app_context():
         db.drop_all()
         store_table.drop(db.engine, checkfirst=True)
@@ -70,8 +79,7 @@ def test_logins_spread_over_four_workers_all_succeed(tmp_path: Path, fake_wechat
         **os.environ,
         "FLASK_SECRET_KEY": "one-key-shared-by-every-worker",
         "FLASK_SQLALCHEMY_DATABASE_URI": database,
-        "FLASK_WECHAT_OPEN_BASE_URL": fake_wechat_server.url,
-        "FLASK_WECHAT_API_BASE_URL": fake_wechat_server.url,
+        **{f"FLASK_{key}": value for key, value in demo_apps.items()},
     }
     command = [sys.executable, "-m", "gunicorn", "--workers", "4", "--bind", f"127.0.0.1:{port}"]
     command += ["--access-logfile", str(access_log), "--access-logformat", "%(p)s %({x-login-id}i)s %(U)s %(s)s"]

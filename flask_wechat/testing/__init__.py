@@ -1,13 +1,16 @@
 """The fake WeChat that ships with flask-wechat: for the demo, the test suite and your own tests.
 
 ``FakeWeChat`` is a WSGI app imitating open.weixin.qq.com and api.weixin.qq.com;
-``FakeWeChatServer`` serves it on a loopback port. The requests adapter lives in
+``FakeWeChatServer`` serves it on a loopback port; ``install(app)`` serves it inside a
+Flask app, before ``wechat.init_app(app)``. The requests adapter lives in
 :mod:`flask_wechat.testing.adapter` and the pytest fixtures in
 :mod:`flask_wechat.testing.pytest_plugin`, so importing this package needs neither
 requests nor pytest (nor Flask).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .fake import (
     DEFAULT_USERS,
@@ -39,5 +42,15 @@ __all__ = [
     "FakeWeChat",
     "FakeWeChatServer",
     "RecordedRequest",
+    "install",
     "serve_forever",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # install() needs requests (the in-process adapter); import it only when asked for.
+    if name == "install":
+        from .inapp import install
+
+        return install
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

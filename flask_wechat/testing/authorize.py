@@ -51,7 +51,12 @@ PAGE_ERRORS: Final[Mapping[int, str]] = {
 
 _REQUIRED: Final = (("appid", 10012), ("redirect_uri", 10011), ("scope", 10010))
 _HEAD: Final = ("appid", "redirect_uri", "response_type", "scope")
-_ORDERS: Final = (_HEAD, (*_HEAD, "state"), (*_HEAD, "state", "forcePopup"), (*_HEAD, "forcePopup"))
+# What may follow the fixed head, in this order: WeChat's own clients send connect_redirect=1 after state.
+_ORDERS: Final = tuple(
+    (*_HEAD, *state, *extra)
+    for state in ((), ("state",))
+    for extra in ((), ("connect_redirect",), ("forcePopup",), ("connect_redirect", "forcePopup"))
+)
 _HTML: Final = "text/html; charset=utf-8"
 
 
@@ -104,7 +109,7 @@ def parse_authorize(pairs: Sequence[tuple[str, str]], apps: Mapping[str, FakeApp
             raise AuthorizePageError(errcode, f"{key} is missing or empty")
     keys = tuple(key for key, _ in pairs)
     if keys not in _ORDERS:
-        expected = "appid, redirect_uri, response_type, scope, state[, forcePopup]"
+        expected = "appid, redirect_uri, response_type, scope, state[, connect_redirect][, forcePopup]"
         raise AuthorizePageError(None, f"query keys must be {expected} in this order, got {', '.join(keys)}")
     if values["response_type"] != "code":
         raise AuthorizePageError(None, "response_type must be code")

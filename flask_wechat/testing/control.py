@@ -1,7 +1,7 @@
 """``/_fake/*``: drive a fake that runs in another process (CLI, browser tests).
 
-Each endpoint mirrors a :class:`FakeWeChat` method. These are loopback test tools,
-so ``/_fake/requests`` shows secrets and tokens exactly as they were received.
+Each endpoint mirrors a :class:`FakeWeChat` method. ``/_fake/requests`` shows the
+requests as the fake recorded them: codes and tokens as received, AppSecrets never.
 """
 
 from __future__ import annotations

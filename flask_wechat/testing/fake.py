@@ -62,6 +62,8 @@ __all__ = [
 ]
 
 JSCODE2SESSION_PATH: Final = protocol.JSCODE2SESSION_PATH
+#: What the request log shows in place of an AppSecret.
+REDACTED: Final = "[redacted]"
 
 #: Endpoint names accepted by :meth:`FakeWeChat.fail_next` and friends.
 ENDPOINT_PATHS: Final = {
@@ -104,6 +106,11 @@ class RecordedRequest:
     def endpoint(self) -> str | None:
         """The endpoint name (``"access_token"``, ...), None for an unknown path."""
         return _ENDPOINT_NAMES.get(self.path)
+
+
+def _redacted(query: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The query as recorded: an AppSecret is checked on arrival and never kept (the log is shown to people)."""
+    return tuple((key, REDACTED if key == "secret" else value) for key, value in query)
 
 
 @dataclass(frozen=True)
@@ -373,7 +380,9 @@ class FakeWeChat:
         endpoint = _ENDPOINT_NAMES.get(request.path)
         params = request.args.to_dict()
         with self._lock:
-            self.requests.append(RecordedRequest(request.method, request.path, tuple(request.args.items(multi=True))))
+            self.requests.append(
+                RecordedRequest(request.method, request.path, _redacted(request.args.items(multi=True)))
+            )
             faults = self._faults.get(request.path)
             if faults:
                 fault = faults.popleft()

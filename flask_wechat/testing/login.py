@@ -16,14 +16,15 @@ from flask import session
 from flask_login import current_user
 
 from .. import protocol
-from ..storage import Identity
+from ..accounts import Identity
 from .fake import FakeWeChat
 from .grants import new_token
+from .inapp import EXTENSION_KEY
 
 if TYPE_CHECKING:
     from flask.testing import FlaskClient
 
-    from ..runtime import WeChatState
+    from ..ext import WeChat
 
 __all__ = ["identity_for", "login_as"]
 
@@ -33,12 +34,12 @@ _LOGIN_KEYS: Final = ("_user_id", "_fresh", "_id")
 _PROFILE_SCOPES: Final = frozenset({protocol.SCOPE_USERINFO, protocol.SCOPE_LOGIN})
 
 
-def _state(client: FlaskClient) -> WeChatState:
+def _wechat(client: FlaskClient) -> WeChat:
     try:
-        state: WeChatState = client.application.extensions["wechat"]
+        wechat: WeChat = client.application.extensions["wechat"]
     except KeyError:
         raise RuntimeError("WeChat is not initialised on the client's app: call wechat.init_app(app)") from None
-    return state
+    return wechat
 
 
 def identity_for(
@@ -90,34 +91,36 @@ def login_as(
     The login is stored and completed by the extension's own code, as after a real
     callback: the account is created or updated, the user created through the app's
     ``@wechat.user_creator``, the session renewed (``WECHAT_RENEW_SESSION``), Flask-Login's
-    ``login_user`` called and the ``account_created`` / ``logged_in`` signals sent. Only
-    WeChat is skipped. ``flow`` picks the app: ``"oa"`` (Official Account) or ``"qr"``
-    (website), by default the Official Account's when configured. ``fake`` supplies the
-    users; by default the app's in-app fake (``WECHAT_FAKE``) or else the default cast of a
-    new :class:`FakeWeChat`. The tokens are WeChat-shaped but no WeChat knows them: a page
+    ``login_user`` called and the ``account_created`` / ``logged_in`` signals sent, through
+    the extension's public seam :meth:`~flask_wechat.WeChat.log_in`. Only WeChat is skipped.
+    ``flow`` picks the app: ``"oa"`` (Official Account) or ``"qr"`` (website), by default the
+    Official Account's when configured. ``fake`` supplies the users; by default the app's
+    in-app fake (:func:`~flask_wechat.testing.install`) or else the default cast of a new
+    :class:`FakeWeChat`. The tokens are WeChat-shaped but no WeChat knows them: a page
     that calls WeChat with them gets errcode 40001. Returns the account, detached from its
     database session but with every column (and ``account.user``) loaded.
     """
-    state = _state(client)
+    wechat = _wechat(client)
     app = client.application
-    name = flow or ("oa" if "oa" in state.web_flows else "qr")
+    with app.app_context():
+        runtime = wechat.runtime
+    name = flow or ("oa" if "oa" in runtime.web else "qr")
     try:
-        web = state.web_flows[name]
+        web = runtime.web[name]
     except KeyError:
-        raise ValueError(f"flow {name!r} is not configured on this app; configured: {list(state.web_flows)}") from None
+        raise ValueError(f"flow {name!r} is not configured on this app; configured: {list(runtime.web)}") from None
     if fake is None:
-        fake = state.fake if state.fake is not None else FakeWeChat()
-    identity, token = identity_for(fake, web.credentials.appid, user_key, web.scope)
+        fake = app.extensions.get(EXTENSION_KEY) or FakeWeChat()
+    identity, token = identity_for(fake, web.appid, user_key, web.scope)
     # The client's own environ, so Flask-Login's session identifier (_id) matches its requests.
     with app.test_request_context(environ_base=client.environ_base):
-        record = state.record(identity, token)
-        user = state.log_in(str(record.user.id))
+        record = wechat.log_in(identity, token)
         if not current_user.is_authenticated:
-            raise RuntimeError(f"Flask-Login refused to log in user {user!r} (is_active is false)")
-        state.db.session.refresh(record.account)
+            raise RuntimeError(f"Flask-Login refused to log in user {record.user!r} (is_active is false)")
+        runtime.db.session.refresh(record.account)
         keys = {key: session[key] for key in _LOGIN_KEYS if key in session}
     with client.session_transaction() as client_session:
-        if state.settings.renew_session:
+        if runtime.settings.renew_session:
             client_session.clear()
         client_session.update(keys)
     return record.account

@@ -53,7 +53,7 @@ def wechat_login(fake_wechat: FakeWeChat) -> WeChatLogin:
     ``flow="qr"`` logs in through the website app instead of the Official Account.
 
     The users come from ``fake`` if given, else from the app's in-app fake
-    (``WECHAT_FAKE``), else from this test's ``fake_wechat`` (so edits to its users show).
+    (:func:`flask_wechat.testing.install`), else from this test's ``fake_wechat`` (so edits to its users show).
     """
     # Imported here: the plugin loads in every pytest run, and this pulls in Flask.
     from .login import login_as
@@ -62,7 +62,7 @@ def wechat_login(fake_wechat: FakeWeChat) -> WeChatLogin:
         client: FlaskClient, user_key: str = "alice", *, fake: FakeWeChat | None = None, flow: str | None = None
     ) -> Any:
         if fake is None:
-            in_app = getattr(client.application.extensions.get("wechat"), "fake", None)
+            in_app = client.application.extensions.get("wechat_fake")
             fake = in_app if in_app is not None else fake_wechat
         return login_as(client, user_key, fake=fake, flow=flow)
 

@@ -1,33 +1,43 @@
 """Find, create and update WeChat accounts and their local users.
 
-All database work of the extension lives here and takes its SQLAlchemy session
-explicitly; views never write SQL.
+All database work of a login lives here and takes its SQLAlchemy session
+explicitly; views never write SQL. A database failure leaves here as a typed
+error that names its cause (a table, a column, a constraint) and never the
+values that were sent, so no token reaches a log.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, scoped_session
 
 from . import protocol
 from .crypto import TokenCipher
-from .errors import AccountConflictError, IdentityTakenError
+from .errors import (
+    AccountConflictError,
+    IdentityTakenError,
+    ServiceUnavailableError,
+    StorageError,
+    WeChatResponseError,
+)
 from .models import utcnow
+from .store import store_table
 
-__all__ = ["AccountStore", "Credentials", "Identity", "LoginRecord"]
+__all__ = ["Accounts", "Grant", "Identity", "LoginRecord"]
 
 log = logging.getLogger(__name__)
 
 
-#: What WeChat handed over for a login: a web token, or a mini program's session.
-Credentials = protocol.Token | protocol.MiniProgramSession
+#: What WeChat granted for a login: a web token, or a mini program's session.
+Grant = protocol.Token | protocol.MiniProgramSession
 
 
 @dataclass(frozen=True)
@@ -55,14 +65,48 @@ class LoginRecord:
 
 #: Tries of a login's transaction when it loses a race with a concurrent one.
 _ATTEMPTS = 4
+# What a driver says about a failed statement, in the words of SQLite, PostgreSQL and MySQL/MariaDB.
+# Only names are taken from it: the rest of a driver's message may quote the row's values.
+_UNIQUE = re.compile(r"UNIQUE constraint failed: ([\w.]+)|unique constraint \"(\w+)\"|for key '([\w.]+)'", re.I)
+_NOT_NULL = re.compile(
+    r"NOT NULL constraint failed: ([\w.]+)|null value in column \"(\w+)\"|Column '(\w+)' cannot be null", re.I
+)
+_TOO_LONG = re.compile(r"for column '(\w+)'|character varying\((\d+)\)", re.I)
+_RACE_WORDS = ("deadlock", "serializ", "lock wait timeout", "could not serialize")
+
+
+def _first_group(pattern: re.Pattern[str], text: str) -> str | None:
+    match = pattern.search(text)
+    return None if match is None else next(group for group in match.groups() if group)
+
+
+def _database_failure(exc: DBAPIError, create_user_hint: bool) -> Exception:
+    """The error a failed login transaction becomes (``None`` cases are races, handled by the caller)."""
+    text = str(exc.orig)
+    if isinstance(exc, IntegrityError):
+        column = _first_group(_NOT_NULL, text)
+        if column is not None:
+            hint = " (a @wechat.user_creator must fill it)" if create_user_hint else ""
+            log.error("WeChat login not stored: %s is NOT NULL and was left empty%s", column, hint)
+            return StorageError(f"{column} is NOT NULL and was left empty{hint}")
+        name = _first_group(_UNIQUE, text) or "a constraint"
+        log.error("WeChat login not stored: IntegrityError on %s", name)
+        return StorageError(f"the database refused the login's rows: {name}")
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        log.error("WeChat login not stored: the database is unavailable (%s)", type(exc.orig).__name__)
+        return ServiceUnavailableError("database", type(exc.orig).__name__)
+    where = _first_group(_TOO_LONG, text)
+    log.error("WeChat login not stored: %s%s", type(exc.orig).__name__, f" ({where})" if where else "")
+    return ServiceUnavailableError("database", type(exc.orig).__name__)
 
 
 def _lost_a_race(exc: DBAPIError) -> bool:
-    """A unique-key clash, deadlock or serialization failure: the same work may now succeed."""
-    if isinstance(exc, IntegrityError):
-        return True
+    """A clash on the identity's or the person's unique key, a deadlock or a serialization failure."""
     text = str(exc.orig).lower()
-    return "deadlock" in text or "serializ" in text or "lock wait timeout" in text
+    if isinstance(exc, IntegrityError):
+        name = (_first_group(_UNIQUE, str(exc.orig)) or "").lower()
+        return "openid" in name or "unionid" in name
+    return any(word in text for word in _RACE_WORDS)
 
 
 def _timestamp(epoch: int) -> datetime:
@@ -73,8 +117,8 @@ def _refresh_deadline() -> datetime:
     return utcnow() + timedelta(seconds=protocol.REFRESH_TOKEN_LIFETIME)
 
 
-class AccountStore:
-    """Account persistence for one app's user and account models."""
+class Accounts:
+    """Account persistence for one app's user and account models, on one database session."""
 
     def __init__(
         self,
@@ -87,14 +131,18 @@ class AccountStore:
         self.user_model = user_model
         self.account_model = account_model
         self.cipher = cipher
-        # Accounts this store already looked up (a login looks once, then writes).
+        # Accounts already looked up in this transaction (a login looks once, then writes).
         self._found: dict[tuple[str, str], Any] = {}
 
     def find(self, appid: str, openid: str) -> Any | None:
         """The account of ``openid`` in ``appid``, or ``None``."""
         if (appid, openid) not in self._found:
             query = select(self.account_model).filter_by(appid=appid, openid=openid)
-            self._found[appid, openid] = self.session.execute(query).unique().scalar_one_or_none()
+            try:
+                self._found[appid, openid] = self.session.execute(query).unique().scalar_one_or_none()
+            except (OperationalError, InterfaceError) as exc:
+                self.session.rollback()
+                raise ServiceUnavailableError("database", type(exc.orig).__name__) from None
         return self._found[appid, openid]
 
     def find_by_unionid(self, unionid: str) -> Any | None:
@@ -114,16 +162,30 @@ class AccountStore:
         account = self.find_by_unionid(unionid)
         return None if account is None else account.user
 
-    def load_user(self, user_id: str | None) -> Any | None:
-        """The user for Flask-Login (one primary-key load); ``None`` if unknown or due for re-authorization."""
+    def load_user(self, user_id: str | None, token_version: int | None = None) -> Any | None:
+        """The user for Flask-Login (one primary-key load); ``None`` if unknown or due for re-authorization.
+
+        ``token_version`` (from a mini program's bearer token) must match the user's: logout
+        bumps it, which revokes every bearer token issued before.
+        """
         try:
             key = int(user_id or "")
         except ValueError:
             return None
-        user = self.session.get(self.user_model, key)
+        try:
+            user = self.session.get(self.user_model, key)
+        except (OperationalError, InterfaceError) as exc:
+            raise ServiceUnavailableError("database", type(exc.orig).__name__) from None
         if user is None or getattr(user, "wechat_reauthorization_required", False):
             return None
+        if token_version is not None and token_version != (getattr(user, "wechat_token_version", 0) or 0):
+            return None
         return user
+
+    def revoke_bearer_tokens(self, user: Any) -> None:
+        """Invalidate every mini program bearer token issued to ``user`` so far."""
+        user.wechat_token_version = (getattr(user, "wechat_token_version", 0) or 0) + 1
+        self.session.commit()
 
     def accounts_of(self, user: Any, appid: str | None = None) -> list[Any]:
         """The user's WeChat accounts, oldest first, optionally in one app."""
@@ -132,37 +194,48 @@ class AccountStore:
             query = query.filter_by(appid=appid)
         return list(self.session.execute(query).unique().scalars())
 
-    def record_login(
+    def release(self) -> None:
+        """End the read transaction (before a WeChat call), so no pooled connection waits on WeChat."""
+        self._found.clear()
+        if self._session().in_transaction():
+            self.session.rollback()
+
+    def record(
         self,
         identity: Identity,
-        credentials: Credentials,
+        grant: Grant,
         create_user: Callable[[Identity], Any],
         *,
         bind_to: Any = None,
-        before_commit: Callable[[Any], None] | None = None,
+        outcome_row: Mapping[str, Any] | None = None,
     ) -> LoginRecord:
         """Create or update the account of a completed login, creating its user if needed.
 
         With ``bind_to`` the identity joins that (logged-in) user instead, unless it
         already belongs to someone else (:class:`IdentityTakenError`, nothing changed).
+        ``outcome_row`` (a ``wechat_store`` row without its value) is inserted in the same
+        transaction, holding the user's id: the login's outcome, for a second callback.
         Two first logins of one person may race; the unique ``(appid, openid)`` and the
         user's unique ``wechat_unionid`` make the loser fail, and its retry finds the winner.
+        Any other database failure is a :class:`ServiceUnavailableError` or a
+        :class:`StorageError` that names its cause.
         """
+        self._check_fits(identity)
         for attempt in range(_ATTEMPTS):
             try:
-                record = self._record_login(identity, credentials, create_user, bind_to)
-                if before_commit is not None:
-                    before_commit(record.user)
+                record = self._record(identity, grant, create_user, bind_to)
+                if outcome_row is not None:
+                    self.session.execute(insert(store_table).values(**outcome_row, value=str(record.user.id)))
                 self._commit_keeping_objects()
                 return record
-            except IdentityTakenError:
+            except (IdentityTakenError, ServiceUnavailableError):
                 self.session.rollback()
                 raise
             except DBAPIError as exc:
                 self.session.rollback()
                 self._found.clear()  # another transaction won: look again
                 if not _lost_a_race(exc):
-                    raise
+                    raise _database_failure(exc, create_user_hint=bind_to is None) from None
                 if attempt == _ATTEMPTS - 1:
                     raise AccountConflictError() from None
                 log.info("concurrent login of one WeChat user (%s); retrying", type(exc.orig).__name__)
@@ -175,7 +248,7 @@ class AccountStore:
         pooled connection for the rest of the request, while the login still needs
         one for the shared store: under load that starves the pool.
         """
-        session = self.session() if isinstance(self.session, scoped_session) else self.session
+        session = self._session()
         expire = session.expire_on_commit
         session.expire_on_commit = False
         try:
@@ -183,8 +256,29 @@ class AccountStore:
         finally:
             session.expire_on_commit = expire
 
-    def _record_login(
-        self, identity: Identity, credentials: Credentials, create_user: Callable[[Identity], Any], bind_to: Any
+    def _session(self) -> Session:
+        """The request's own session behind Flask-SQLAlchemy's scoped proxy."""
+        return self.session() if isinstance(self.session, scoped_session) else self.session
+
+    def _column_length(self, name: str) -> int | None:
+        column = self.account_model.__table__.c.get(name)
+        return getattr(column.type, "length", None) if column is not None else None
+
+    def _check_fits(self, identity: Identity) -> None:
+        """An identity too long for its column is a malformed answer, not something to cut."""
+        for name in ("appid", "openid", "unionid"):
+            value = getattr(identity, name)
+            limit = self._column_length(name)
+            if value and limit is not None and len(value) > limit:
+                raise WeChatResponseError(f"WeChat sent a {name} longer than the {limit} characters it is stored in")
+
+    def _fit(self, name: str, value: str) -> str:
+        """``value`` cut to the length of the account column ``name``."""
+        limit = self._column_length(name)
+        return value[:limit] if limit is not None else value
+
+    def _record(
+        self, identity: Identity, grant: Grant, create_user: Callable[[Identity], Any], bind_to: Any
     ) -> LoginRecord:
         account = self.find(identity.appid, identity.openid)
         known = self.user_of_unionid(identity.unionid) if identity.unionid and account is None else None
@@ -211,13 +305,13 @@ class AccountStore:
             account.user.wechat_reauthorization_required = False
         if identity.userinfo is not None:
             self._apply_profile(account, identity.userinfo)
-        if isinstance(credentials, protocol.Token):
-            if new_account or credentials.refresh_token != self._open(account.refresh_token):
+        if isinstance(grant, protocol.Token):
+            if new_account or grant.refresh_token != self._open(account.refresh_token):
                 # A new authorization starts a new 30-day refresh window.
                 account.refresh_token_expires_at = _refresh_deadline()
-            self._apply_token(account, credentials)
+            self._apply_token(account, grant)
         else:
-            account.session_key = self._seal(credentials.session_key)
+            account.session_key = self._seal(grant.session_key)
         self.session.flush()
         return LoginRecord(account=account, user=account.user, new_account=new_account, new_user=new_user)
 
@@ -251,8 +345,8 @@ class AccountStore:
             raise IdentityTakenError()
 
     def _apply_profile(self, account: Any, info: protocol.UserInfo) -> None:
-        account.nickname = info.nickname
-        account.avatar_url = info.headimgurl
+        account.nickname = self._fit("nickname", info.nickname)
+        account.avatar_url = self._fit("avatar_url", info.headimgurl)
         if info.unionid:
             account.unionid = info.unionid
         account.profile_updated_at = utcnow()
@@ -275,7 +369,7 @@ class AccountStore:
             account.refresh_token = self._seal(token.refresh_token)
         account.access_token_expires_at = _timestamp(token.expires_at)
         if token.scope:
-            account.scope = token.scope
+            account.scope = self._fit("scope", token.scope)
 
     def save_token(self, account: Any, token: protocol.Token) -> None:
         """Persist a refreshed token (refresh keeps the refresh window; it never extends it)."""

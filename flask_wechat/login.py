@@ -1,0 +1,319 @@
+"""A browser login from start to finish, in the order it happens.
+
+:meth:`Logins.start` mints a state, remembers it in this browser's session and sends
+the browser to WeChat. :meth:`Logins.finish` handles WeChat's callback, top to bottom:
+
+1. the state is ours, fresh, and minted for this flow;
+2. this browser started it (else: a login it completed is answered again, and a
+   stranger's callback starts a fresh login in this browser, once);
+3. it is claimed once across all workers (a second hit answers with the first's outcome);
+4. the code is exchanged and the profile fetched, with no database transaction open;
+5. the account and user are stored, with the outcome, in one transaction;
+6. the browser is logged in (in a renewed session) and sent to ``next``.
+
+Failures leave as :class:`~flask_wechat.errors.WeChatError`; the views turn them into pages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from flask import Request, current_app, redirect, session, url_for
+from flask_login import current_user, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from . import errors, protocol, signals
+from .accounts import Grant, Identity, LoginRecord
+from .compliance import as_authlib_token
+from .errors import (
+    AuthorizationDenied,
+    CookieLostError,
+    LoginFlowError,
+    ServiceUnavailableError,
+    SnapshotUserError,
+    StateError,
+    WeChatAPIError,
+    WeChatError,
+)
+from .loginstate import SignedState
+from .miniprogram import bearer_user
+from .models import utcnow
+from .runtime import Runtime, WebFlow
+from .store import SQLStore, store_key
+
+__all__ = ["Logins"]
+
+log = logging.getLogger(__name__)
+
+#: What some WeChat clients send as the code when the person refused.
+DENIED_CODE: Final = "authdeny"
+#: How long a second hit of one login waits for the first hit's outcome.
+DUPLICATE_WAIT_SECONDS: Final = 10.0
+
+
+class Logins:
+    """The browser logins of one Flask app (and the session side of every login kind)."""
+
+    def __init__(self, runtime: Runtime, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.runtime = runtime
+        self._sleep = sleep
+
+    # -- start -----------------------------------------------------------------------------
+
+    def choose_flow(self, requested: str | None, user_agent: str) -> WebFlow | None:
+        """The flow for this browser: WeChat's own browser gets ``oa``, others ``qr``.
+
+        An explicit ``requested`` flow wins; ``None`` means no such flow is configured.
+        """
+        web = self.runtime.web
+        if requested not in (None, "", "auto"):
+            return web.get(requested or "")
+        if "oa" in web and ("qr" not in web or protocol.is_wechat_browser(user_agent)):
+            return web["oa"]
+        return web.get("qr")
+
+    def new_state(self, flow: WebFlow, next_url: str, *, bind: bool = False, restarted: bool = False) -> str:
+        """Mint the state of a login this browser starts through ``flow``; ``next_url`` must be validated."""
+        rt = self.runtime
+        signed, state = rt.states.mint(flow.number, next_url, bind=bind, restarted=restarted)
+        if signed.next_url is None:
+            rt.store.set(store_key("next", signed.nonce), next_url, rt.states.lifetime)
+        rt.browser.started(signed.nonce, signed.issued_at + rt.states.lifetime)
+        return state
+
+    def start(self, flow: WebFlow, next_url: str, *, bind: bool = False, restarted: bool = False) -> Response:
+        """Send the browser to ``flow``'s authorize page; WeChat will call back with a code."""
+        state = self.new_state(flow, next_url, bind=bind, restarted=restarted)
+        response: Response = flow.remote.authorize_redirect(
+            url_for(flow.callback_endpoint, _external=True), state=state
+        )
+        return response
+
+    # -- the callback ----------------------------------------------------------------------
+
+    def finish(self, flow: WebFlow, args: Any) -> Response:
+        """Complete the login (or binding) WeChat's callback carries; see the module's steps."""
+        rt = self.runtime
+        signed = rt.states.verify(str(args.get("state", "")))
+        if signed.flow != flow.number:
+            raise StateError()  # minted for another flow (e.g. a QR state at the in-WeChat callback)
+        started_here = rt.browser.is_pending(signed.nonce)
+        if not started_here and not rt.browser.is_done(signed.nonce):
+            return self._without_session(flow, signed)
+        next_url = self._next_url(signed)
+        outcome_key = store_key("outcome", signed.nonce)
+        if not started_here or not rt.store.add(store_key("state", signed.nonce), "claimed", rt.states.lifetime):
+            return self._replay(signed, outcome_key, next_url)
+        try:
+            code = _code(args)
+            bind_to = self._user_to_bind(signed)
+            record = self._exchange_and_record(flow, code, bind_to, outcome_key)
+        except WeChatError as exc:
+            self._remember_failure(outcome_key, exc)
+            rt.browser.completed(signed.nonce, signed.issued_at + rt.states.lifetime)
+            signals.login_failed.send(current_app._get_current_object(), error=exc)  # type: ignore[attr-defined]
+            raise
+        self.log_in(record.user, record)
+        rt.browser.completed(signed.nonce, signed.issued_at + rt.states.lifetime)
+        return redirect(next_url)
+
+    def _without_session(self, flow: WebFlow, signed: SignedState) -> Response:
+        """A callback this browser did not start: its cookie was lost, or the URL was planted or leaked.
+
+        Nothing it carries is used. A logged-in browser just goes on to ``next``; any other
+        starts a fresh login of its own, once (inside WeChat, with earlier consent, silently).
+        """
+        if signed.bind:
+            raise StateError()  # a binding acts on the logged-in user: only its own session may finish it
+        next_url = self._next_url(signed)
+        if current_user.is_authenticated:
+            return redirect(next_url)
+        if signed.restarted:
+            raise CookieLostError()
+        log.info("WeChat callback without the session that started it; starting the login again")
+        return self.start(flow, next_url, restarted=True)
+
+    def _next_url(self, signed: SignedState) -> str:
+        if signed.next_url is not None:
+            return signed.next_url
+        stored = self.runtime.store.get(store_key("next", signed.nonce))
+        return stored or self.runtime.settings.default_next
+
+    def _user_to_bind(self, signed: SignedState) -> Any:
+        if not signed.bind:
+            return None
+        if not current_user.is_authenticated:
+            raise LoginFlowError()  # logged out since the binding started
+        return current_user._get_current_object()
+
+    def _exchange_and_record(self, flow: WebFlow, code: str, bind_to: Any, outcome_key: str) -> LoginRecord:
+        """Steps 4 and 5: WeChat's calls with no transaction open, then one transaction for the rows."""
+        accounts = self.runtime.accounts()
+        accounts.release()
+        grant = flow.api.exchange_code(code)
+        if grant.is_snapshot_user:
+            # Virtual identity of WeChat's snapshot page: never stored, never logged in.
+            signals.snapshot_user.send(current_app._get_current_object(), flow=flow.name)  # type: ignore[attr-defined]
+            raise SnapshotUserError()
+        userinfo = None
+        if self._profile_is_stale(accounts.find(flow.appid, grant.openid)):
+            accounts.release()
+            userinfo = self._profile(flow, grant)
+        identity = Identity(
+            appid=flow.appid,
+            openid=grant.openid,
+            unionid=grant.unionid or (userinfo.unionid if userinfo else None),
+            nickname=userinfo.nickname if userinfo else "",
+            avatar_url=userinfo.headimgurl if userinfo else "",
+            userinfo=userinfo,
+        )
+        return self.record(identity, grant, bind_to=bind_to, outcome_key=outcome_key)
+
+    def _profile_is_stale(self, account: Any) -> bool:
+        """Whether this login should fetch the profile (a returning user's may still be fresh)."""
+        if account is None or account.profile_updated_at is None:
+            return True
+        age: float = (utcnow() - account.profile_updated_at).total_seconds()
+        return age >= self.runtime.settings.profile_max_age
+
+    @staticmethod
+    def _profile(flow: WebFlow, token: protocol.Token) -> protocol.UserInfo | None:
+        """The profile, when the scope allows it; a failure here does not undo the login."""
+        if not token.scopes & {protocol.SCOPE_USERINFO, protocol.SCOPE_LOGIN}:
+            return None
+        try:
+            userinfo, _ = flow.api.fetch_userinfo(as_authlib_token(token))
+        except WeChatError as exc:
+            log.warning("WeChat userinfo failed after login (%s); keeping the stored profile", type(exc).__name__)
+            return None
+        return userinfo
+
+    def _replay(self, signed: SignedState, outcome_key: str, next_url: str) -> Response:
+        """A second hit of a login this browser took part in: the first hit's outcome, not a second exchange."""
+        waited, delay = 0.0, 0.05
+        while (recorded := self.runtime.store.get(outcome_key)) is None:
+            if waited >= DUPLICATE_WAIT_SECONDS:
+                raise StateError()  # the first hit never finished
+            self._sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.5)
+        if recorded.startswith("{"):
+            raise _error_from_record(json.loads(recorded))
+        user = self.runtime.accounts().load_user(recorded)
+        if user is None:
+            raise StateError()  # deleted, or marked for re-authorization, since the first hit
+        log.info("second WeChat callback of one login answered with the first hit's outcome")
+        self.log_in(user)
+        self.runtime.browser.completed(signed.nonce, signed.issued_at + self.runtime.states.lifetime)
+        return redirect(next_url)
+
+    def _remember_failure(self, outcome_key: str, exc: WeChatError) -> None:
+        """Keep a failure as the login's outcome, so a reload answers at once (best effort)."""
+        try:
+            self.runtime.store.set(outcome_key, _error_record(exc), protocol.QR_CODE_LIFETIME)
+        except ServiceUnavailableError:
+            log.warning("the outcome of a failed WeChat login could not be kept: the shared store is unavailable")
+
+    # -- the session side of every login kind ----------------------------------------------
+
+    def record(
+        self, identity: Identity, grant: Grant, *, bind_to: Any = None, outcome_key: str | None = None
+    ) -> LoginRecord:
+        """Store a completed login; with ``outcome_key``, the outcome too (in the same transaction when it can)."""
+        rt = self.runtime
+        accounts = rt.accounts()
+        outcome_row = None
+        if outcome_key is not None and isinstance(rt.store, SQLStore) and rt.store.shares(accounts.session):
+            outcome_row = rt.store.row(outcome_key, protocol.QR_CODE_LIFETIME)
+        factory = rt.hooks.create_user or _bare_user(rt.user_model)
+        record = accounts.record(identity, grant, factory, bind_to=bind_to, outcome_row=outcome_row)
+        if outcome_key is not None and outcome_row is None:
+            rt.store.set(outcome_key, str(record.user.id), protocol.QR_CODE_LIFETIME)
+        if record.new_account:
+            signals.account_created.send(
+                current_app._get_current_object(),  # type: ignore[attr-defined]
+                user=record.user,
+                account=record.account,
+                new_user=record.new_user,
+            )
+        return record
+
+    def log_in(self, user: Any, record: LoginRecord | None = None, *, renew: bool | None = None) -> None:
+        """Log ``user`` in with Flask-Login and tell the app.
+
+        The session is renewed first when someone else (or nobody) was logged in, so a
+        login never inherits a session someone may have planted (fixation).
+        """
+        if renew is None:
+            renew = not current_user.is_authenticated or str(current_user.get_id()) != str(user.get_id())
+        if renew and self.runtime.settings.renew_session:
+            session.clear()
+        login_user(user, remember=self.runtime.settings.remember)
+        signals.logged_in.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            user=user,
+            account=record.account if record else None,
+            new_user=bool(record and record.new_user),
+            new_account=bool(record and record.new_account),
+        )
+
+    def log_out(self) -> None:
+        """Log the user out, revoke their mini program tokens, and drop the extension's session keys."""
+        user = current_user._get_current_object() if current_user.is_authenticated else None
+        if user is not None and hasattr(user, "wechat_token_version"):
+            self.runtime.accounts().revoke_bearer_tokens(user)
+        logout_user()
+        self.runtime.browser.forget()
+        if user is not None:
+            signals.logged_out.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
+
+    def load_user(self, user_id: str) -> Any:
+        """Flask-Login's user loader: ``None`` for unknown users and those due for re-authorization."""
+        return self.runtime.accounts().load_user(user_id)
+
+    def load_request_user(self, request: Request) -> Any:
+        """Flask-Login's request loader: the user of a mini program's ``Authorization: Bearer`` token."""
+        header = request.headers.get("Authorization", "")
+        if self.runtime.settings.miniprogram_auth != "token" or not header.startswith("Bearer "):
+            return None
+        return bearer_user(self.runtime, header[len("Bearer ") :].strip())
+
+
+def _code(args: Any) -> str:
+    code = str(args.get("code", ""))
+    if not code or code == DENIED_CODE:
+        raise AuthorizationDenied()
+    if len(code) > protocol.MAX_CODE_LENGTH:
+        raise StateError()
+    return code
+
+
+def _bare_user(user_model: type[Any]) -> Callable[[Identity], Any]:
+    return lambda identity: user_model()
+
+
+def _error_record(exc: WeChatError) -> str:
+    """A failure as a stored outcome (a success is the user's id; a failure is a JSON object)."""
+    if isinstance(exc, WeChatAPIError):
+        return json.dumps({"errcode": exc.errcode, "errmsg": exc.errmsg, "endpoint": exc.endpoint})
+    if isinstance(exc, ServiceUnavailableError):
+        return json.dumps({"error": type(exc).__name__, "service": exc.service})
+    return json.dumps({"error": type(exc).__name__})
+
+
+def _error_from_record(data: dict[str, Any]) -> WeChatError:
+    if "errcode" in data:
+        return errors.error_for(int(data["errcode"]), str(data.get("errmsg", "")), str(data.get("endpoint", "")))
+    if "service" in data:
+        return ServiceUnavailableError(str(data["service"]))
+    kind = getattr(errors, str(data.get("error")), None)
+    if isinstance(kind, type) and issubclass(kind, WeChatError):
+        try:
+            return kind()
+        except TypeError:
+            return StateError()
+    return StateError()

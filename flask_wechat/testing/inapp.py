@@ -1,0 +1,80 @@
+"""Serve the fake WeChat inside a Flask app: ``install(app)``, before ``wechat.init_app(app)``.
+
+The fake lets anyone log in as anyone, so it is never switched on by accident: it
+refuses an app that has WeChat credentials of its own, and an app that is neither in
+debug nor testing mode unless that app set ``WECHAT_FAKE = True`` itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from ..errors import ConfigurationError
+from .accounts import (
+    DEMO_APPID,
+    DEMO_MINIPROGRAM_APPID,
+    DEMO_MINIPROGRAM_SECRET,
+    DEMO_OPEN_APPID,
+    DEMO_OPEN_SECRET,
+    DEMO_SECRET,
+)
+from .adapter import WSGIAdapter
+from .fake import FakeWeChat
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+__all__ = ["DEFAULT_PATH", "IN_APP_API_BASE_URL", "install"]
+
+#: Where the fake's pages are mounted in the app (the browser is sent there).
+DEFAULT_PATH: Final = "/_fake_wechat"
+#: The server's API calls go here and are answered in-process; the host never resolves.
+IN_APP_API_BASE_URL: Final = "http://fake-wechat.invalid"
+#: The extension key the fake is left under (``flask_wechat.ext`` checks for it).
+EXTENSION_KEY: Final = "wechat_fake"
+_CREDENTIAL_KEYS: Final = tuple(
+    f"{prefix}_{part}" for prefix in ("WECHAT", "WECHAT_OPEN", "WECHAT_MINIPROGRAM") for part in ("APPID", "SECRET")
+)
+
+
+def install(app: Flask, *, path: str = DEFAULT_PATH, fake: FakeWeChat | None = None) -> FakeWeChat:
+    """Mount ``fake`` (a new :class:`FakeWeChat` by default) at ``path`` and point the extension at it.
+
+    Fills in the fake's three demo apps and sets ``WECHAT_FAKE``. Call it before
+    ``wechat.init_app(app)``; the fake is then ``app.extensions["wechat_fake"]``.
+    """
+    if "wechat" in app.extensions:
+        raise RuntimeError("call flask_wechat.testing.install(app) before wechat.init_app(app)")
+    configured = [key for key in _CREDENTIAL_KEYS if app.config.get(key)]
+    if configured:
+        raise ConfigurationError(
+            f"the fake WeChat never runs next to real credentials: unset {', '.join(configured)} or do not install it"
+        )
+    opted_in = app.config.get("WECHAT_FAKE")
+    if opted_in not in (None, True, False):
+        raise ConfigurationError(f"WECHAT_FAKE must be True or False, got {opted_in!r}")
+    if not (app.debug or app.testing or opted_in is True):
+        raise ConfigurationError(
+            "the fake WeChat lets anyone log in as anyone: it serves apps in debug or testing mode only, "
+            "unless the app sets WECHAT_FAKE = True itself"
+        )
+    if not path.startswith("/") or path.startswith("//"):
+        raise ValueError(f"path must start with a single '/', got {path!r}")
+    fake = fake or FakeWeChat()
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {path.rstrip("/"): fake})  # type: ignore[method-assign]
+    app.config.update(
+        WECHAT_FAKE=True,
+        WECHAT_APPID=DEMO_APPID,
+        WECHAT_SECRET=DEMO_SECRET,
+        WECHAT_OPEN_APPID=DEMO_OPEN_APPID,
+        WECHAT_OPEN_SECRET=DEMO_OPEN_SECRET,
+        WECHAT_MINIPROGRAM_APPID=DEMO_MINIPROGRAM_APPID,
+        WECHAT_MINIPROGRAM_SECRET=DEMO_MINIPROGRAM_SECRET,
+        WECHAT_OPEN_BASE_URL=path.rstrip("/"),
+        WECHAT_API_BASE_URL=IN_APP_API_BASE_URL,
+        WECHAT_HTTP_ADAPTERS={IN_APP_API_BASE_URL: WSGIAdapter(fake)},
+    )
+    app.extensions[EXTENSION_KEY] = fake
+    return fake
