@@ -20,8 +20,8 @@ import requests
 from sqlalchemy import func, select
 
 from examples.app import User, WeChatAccount, create_app, db
-from flask_wechat.testing.accounts import DEMO_APPID, DEMO_OPEN_APPID, DEMO_OPEN_SECRET, DEMO_SECRET
 from flask_wechat.store import store_table
+from flask_wechat.testing.accounts import DEMO_APPID, DEMO_OPEN_APPID, DEMO_OPEN_SECRET, DEMO_SECRET
 from flask_wechat.testing.server import FakeWeChatServer
 
 from .conftest import visit_wechat
