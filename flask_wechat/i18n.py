@@ -28,6 +28,7 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "flow": "微信登录未能完成。",
         "unavailable": "微信暂时无法完成登录，请稍后再试。",
         "busy": "本站暂时无法完成登录，请稍后再试。",
+        "continue": "继续",
         "cookies": "浏览器没有保留本站的 Cookie，登录无法完成。请允许 Cookie 后重试。",
         "logout_heading": "退出登录",
         "logout_button": "退出登录",
@@ -53,6 +54,7 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "flow": "The WeChat login could not be completed.",
         "unavailable": "WeChat could not complete the login right now. Please try again shortly.",
         "busy": "This site could not complete the login right now. Please try again shortly.",
+        "continue": "Continue",
         "cookies": "Your browser did not keep this site's cookie, so the login could not finish. "
         "Please allow cookies and try again.",
         "logout_heading": "Log out",

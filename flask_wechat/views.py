@@ -188,10 +188,25 @@ class LoginViews:
 
     def _finish(self, name: str) -> Response:
         flow = self._flow(name)
+        framed = request.headers.get("Sec-Fetch-Dest") == "iframe"
+        if framed and request.headers.get("Sec-Fetch-Site") == "cross-site":
+            # WeChat's QR frame (self_redirect) loaded the callback: the browser sent no cookie and would
+            # refuse one. Load it again from this site's own page, where the session cookie travels.
+            return self._private_page("wechat/reload.html", url=request.script_root + request.full_path)
         try:
-            return self.logins.finish(flow, request.args)
+            response = self.logins.finish(flow, request.args)
         except WeChatError as exc:
             return self.error_page(exc)
+        if framed and response.status_code == 302:
+            return self._private_page("wechat/continue.html", url=response.location)
+        return response
+
+    def _private_page(self, template: str, **context: object) -> Response:
+        """A page whose URL holds a code: never cached, never sent on as a Referer."""
+        response = current_app.make_response(self.page(template, **context))
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
 
     def callback(self) -> Response:
         """Where WeChat sends the browser back from in-WeChat authorization (``code`` and ``state``)."""

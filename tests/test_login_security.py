@@ -219,3 +219,26 @@ def test_post_with_the_sessions_token_logs_out(app: Flask) -> None:
     answer = client.post("/wechat/logout", data={"wechat_csrf": token, "next": "/"})
     assert answer.status_code == 302
     assert logged_in_as(app, client) is None
+
+
+# -- WeChat's QR frame (wxLogin.js with self_redirect) ----------------------------------------
+
+CROSS_SITE_FRAME = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+OWN_FRAME = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "navigate"}
+
+
+def test_callback_in_a_cross_site_frame_is_loaded_again_from_this_site(app: Flask, fake_wechat: FakeWeChat) -> None:
+    client = app.test_client()
+    url = callback_of(start(client))
+
+    reload = client.get(url, headers=CROSS_SITE_FRAME)
+
+    # Nothing was used yet: the page only loads the same URL again from this site's own document.
+    assert reload.status_code == 200 and fake_wechat.calls("access_token") == []
+    assert reload.headers["Cache-Control"] == "no-store" and reload.headers["Referrer-Policy"] == "no-referrer"
+    assert f'content="0;url={url.replace("&", "&amp;")}"' in reload.get_data(as_text=True)
+    done = client.get(url, headers=OWN_FRAME)
+    # The frame hands the whole page on to next.
+    assert done.status_code == 200 and 'target="_top"' in done.get_data(as_text=True)
+    assert 'window.top.location.replace("/profile")' in done.get_data(as_text=True)
+    assert logged_in_as(app, client) is not None
