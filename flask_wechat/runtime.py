@@ -157,7 +157,10 @@ def build(
         if settings.miniprogram
         else None
     )
-    store: SharedStore = RedisStore(settings.store_url) if settings.store_url else SQLStore(lambda: db.engine)
+    # The SQL store asks Flask-SQLAlchemy for the current app's engine on each use.
+    store: SharedStore = (
+        RedisStore(settings.store_url) if settings.store_url else SQLStore(partial(getattr, db, "engine"))
+    )
     return Runtime(
         settings=settings,
         db=db,
