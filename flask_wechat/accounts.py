@@ -175,6 +175,7 @@ class Accounts:
         try:
             user = self.session.get(self.user_model, key)
         except (OperationalError, InterfaceError) as exc:
+            self.session.rollback()
             raise ServiceUnavailableError("database", type(exc.orig).__name__) from None
         if user is None or getattr(user, "wechat_reauthorization_required", False):
             return None

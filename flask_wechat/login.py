@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from flask import Request, current_app, redirect, session, url_for
+from flask import Request, current_app, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -82,7 +82,7 @@ class Logins:
         signed, state = rt.states.mint(flow.number, next_url, bind=bind, restarted=restarted)
         if signed.next_url is None:
             rt.store.set(store_key("next", signed.nonce), next_url, rt.states.lifetime)
-        rt.browser.started(signed.nonce, signed.issued_at + rt.states.lifetime)
+        rt.browser.started(signed)
         return state
 
     def start(self, flow: WebFlow, next_url: str, *, bind: bool = False, restarted: bool = False) -> Response:
@@ -106,7 +106,9 @@ class Logins:
             return self._without_session(flow, signed)
         next_url = self._next_url(signed)
         outcome_key = store_key("outcome", signed.nonce)
-        if not started_here or not rt.store.add(store_key("state", signed.nonce), "claimed", rt.states.lifetime):
+        # Done here before, or claimed a moment ago by a concurrent hit of this browser: answer as that hit did.
+        claimed = started_here and rt.store.add(store_key("state", signed.nonce), "claimed", rt.states.lifetime)
+        if not claimed:
             return self._replay(signed, outcome_key, next_url)
         try:
             code = _code(args)
@@ -114,11 +116,11 @@ class Logins:
             record = self._exchange_and_record(flow, code, bind_to, outcome_key)
         except WeChatError as exc:
             self._remember_failure(outcome_key, exc)
-            rt.browser.completed(signed.nonce, signed.issued_at + rt.states.lifetime)
+            rt.browser.completed(signed)
             signals.login_failed.send(current_app._get_current_object(), error=exc)  # type: ignore[attr-defined]
             raise
         self.log_in(record.user, record)
-        rt.browser.completed(signed.nonce, signed.issued_at + rt.states.lifetime)
+        rt.browser.completed(signed)
         return redirect(next_url)
 
     def _without_session(self, flow: WebFlow, signed: SignedState) -> Response:
@@ -141,7 +143,7 @@ class Logins:
         if signed.next_url is not None:
             return signed.next_url
         stored = self.runtime.store.get(store_key("next", signed.nonce))
-        return stored or self.runtime.settings.default_next
+        return stored or request.script_root + self.runtime.settings.default_next
 
     def _user_to_bind(self, signed: SignedState) -> Any:
         if not signed.bind:
@@ -208,7 +210,7 @@ class Logins:
             raise StateError()  # deleted, or marked for re-authorization, since the first hit
         log.info("second WeChat callback of one login answered with the first hit's outcome")
         self.log_in(user)
-        self.runtime.browser.completed(signed.nonce, signed.issued_at + self.runtime.states.lifetime)
+        self.runtime.browser.completed(signed)
         return redirect(next_url)
 
     def _remember_failure(self, outcome_key: str, exc: WeChatError) -> None:

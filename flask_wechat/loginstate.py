@@ -63,6 +63,8 @@ class SignedState:
     issued_at: int
     #: The ``next`` path, or ``None`` when it was too long and was kept in the shared store.
     next_url: str | None
+    #: When the login stops being accepted (``issued_at`` + the codec's lifetime).
+    expires_at: int
 
 
 class StateCodec:
@@ -97,7 +99,9 @@ class StateCodec:
         issued = int(self.clock())
         body = bytes([(flow << 4) | flags]) + nonce + issued.to_bytes(_TIME_BYTES, "big")
         body += encoded if embedded else b""
-        signed = SignedState(nonce.hex(), flow, bind, restarted, issued, next_url if embedded else None)
+        signed = SignedState(
+            nonce.hex(), flow, bind, restarted, issued, next_url if embedded else None, issued + self.lifetime
+        )
         return signed, (body + self._mac(self._keys[0], body)).hex()
 
     def verify(self, state: str) -> SignedState:
@@ -119,7 +123,8 @@ class StateCodec:
             next_url = None if header & _NEXT_ELSEWHERE else body[_FIXED_BYTES - _MAC_BYTES :].decode()
         except UnicodeDecodeError:
             raise StateError() from None
-        return SignedState(nonce.hex(), header >> 4, bool(header & _BIND), bool(header & _RESTARTED), issued, next_url)
+        flags = (bool(header & _BIND), bool(header & _RESTARTED))
+        return SignedState(nonce.hex(), header >> 4, *flags, issued, next_url, issued + self.lifetime)
 
 
 class BrowserLogins:
@@ -142,9 +147,9 @@ class BrowserLogins:
         else:
             session.pop(key, None)
 
-    def started(self, nonce: str, expires_at: int) -> None:
+    def started(self, login: SignedState) -> None:
         """Remember a login this browser is starting (the oldest ones go past ``max_pending``)."""
-        self._save(PENDING_KEY, [*self._entries(PENDING_KEY), [nonce, expires_at]], self.max_pending)
+        self._save(PENDING_KEY, [*self._entries(PENDING_KEY), [login.nonce, login.expires_at]], self.max_pending)
 
     def is_pending(self, nonce: str) -> bool:
         """Whether this browser started the login and has not completed it."""
@@ -154,11 +159,11 @@ class BrowserLogins:
         """Whether this browser completed the login (a second callback of it may follow)."""
         return any(entry[0] == nonce for entry in self._entries(DONE_KEY))
 
-    def completed(self, nonce: str, expires_at: int) -> None:
+    def completed(self, login: SignedState) -> None:
         """Move a login from pending to done (call after any session renewal, which clears both)."""
-        self._save(PENDING_KEY, [e for e in self._entries(PENDING_KEY) if e[0] != nonce], self.max_pending)
-        done = [e for e in self._entries(DONE_KEY) if e[0] != nonce]
-        self._save(DONE_KEY, [*done, [nonce, expires_at]], MAX_DONE)
+        self._save(PENDING_KEY, [e for e in self._entries(PENDING_KEY) if e[0] != login.nonce], self.max_pending)
+        done = [e for e in self._entries(DONE_KEY) if e[0] != login.nonce]
+        self._save(DONE_KEY, [*done, [login.nonce, login.expires_at]], MAX_DONE)
 
     @staticmethod
     def forget() -> None:
