@@ -245,10 +245,11 @@ class LoginViews:
             "state": self.logins.new_state(flow, safe_next_url(next, self._default_next())),
             "style": style,
         }
+        script = self.settings.qr_script_url
+        if script.startswith("/"):
+            script = request.script_root + script  # a stand-in served inside this app (the fake)
         return Markup(  # noqa: S704 - a rendered template, already escaped by Jinja
-            render_template(
-                "wechat/qr_widget.html", options=options, element_id=element_id, script=self.settings.qr_script_url
-            )
+            render_template("wechat/qr_widget.html", options=options, element_id=element_id, script=script)
         )
 
     def bind(self) -> Response:
