@@ -38,6 +38,7 @@ from flask_wechat.testing import (
     authorize,
 )
 from flask_wechat.testing.accounts import stable_id
+from flask_wechat.testing.interfaces import ConsentBackend
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -75,7 +76,7 @@ class _OpenHost:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         if request.path == protocol.OA_AUTHORIZE_PATH:
-            page = authorize.show(cast(FakeWeChat, self._page_view), request)
+            page = authorize.show(cast(ConsentBackend, self._page_view), request)
             return page(environ, start_response)
         return self.fake(environ, start_response)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import json
 import os
 import re
@@ -9,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -31,23 +33,14 @@ from flask_wechat.testing import (
 )
 from flask_wechat.testing.adapter import WSGIAdapter
 
+from . import fake_fixtures
+from .fake_fixtures import Clock
+
 CALLBACK = "https://app.example.com/wechat/callback"
 RID = r"rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}"
 TOKEN = re.compile(r"[0-9]{2}_[A-Za-z0-9_-]{107}")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class Clock:
-    """A hand-driven clock for code and token lifetimes."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+TESTING = ROOT / "flask_wechat" / "testing"
 
 
 class ConsentForm(HTMLParser):
@@ -77,26 +70,8 @@ class ConsentForm(HTMLParser):
             self.buttons.append((attr.get("id"), attr.get("name"), attr.get("value")))
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def fake_wechat(clock: Clock) -> FakeWeChat:
-    """The plugin's fixture, on a hand-driven clock."""
-    return FakeWeChat(clock=clock)
-
-
-@pytest.fixture
-def base(fake_wechat_server: FakeWeChatServer) -> str:
-    return fake_wechat_server.url
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
+# The shared fixtures, assigned rather than imported (see tests/fake_fixtures.py).
+clock, fake_wechat, base, http = fake_fixtures.clock, fake_fixtures.fake_wechat, fake_fixtures.base, fake_fixtures.http
 
 
 def authorize_url(base: str, scope: str = protocol.SCOPE_USERINFO, state: str = "abc123", **kw: str) -> str:
@@ -753,3 +728,41 @@ def test_fake_module_imports_neither_flask_nor_requests() -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env)
+
+
+def package_import_graph() -> dict[str, set[str]]:
+    """Each ``flask_wechat.testing`` module -> the package's modules it imports, wherever the import sits.
+
+    Imports under ``TYPE_CHECKING`` and inside functions count: they close a circle for
+    readers and type checkers all the same.
+    """
+    package = "flask_wechat.testing"
+    parts = package.split(".")
+    paths = {package if path.stem == "__init__" else f"{package}.{path.stem}": path for path in TESTING.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for module, path in paths.items():
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                # Every module sits directly in the package, so level 1 is the package itself.
+                prefix = parts[: len(parts) + 1 - node.level] if node.level else []
+                source = ".".join([*prefix, node.module] if node.module else prefix)
+                for alias in node.names:
+                    submodule = f"{source}.{alias.name}"
+                    imported.add(submodule if submodule in paths else source)
+        graph[module] = {name for name in imported if name in paths and name != module}
+    return graph
+
+
+def test_fake_modules_import_one_way() -> None:
+    graph = package_import_graph()
+    # The fake still uses its page modules: a graph that lost its edges cannot pass.
+    pages = {f"flask_wechat.testing.{name}" for name in ("authorize", "control", "qrconnect")}
+    assert pages <= graph["flask_wechat.testing.fake"]
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        # graphlib lists each module before the ones that import it; reversed, it reads "imports".
+        pytest.fail(f"import circle in flask_wechat.testing: {' -> '.join(reversed(exc.args[1]))}")

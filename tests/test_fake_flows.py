@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -37,7 +36,9 @@ from flask_wechat.testing.fake import (
 )
 from flask_wechat.testing.wxlogin import SCRIPT_PATHS
 
-from .test_fake import CALLBACK, Clock, ConsentForm, assert_error, body, code_from, get
+from . import fake_fixtures
+from .fake_fixtures import Clock
+from .test_fake import CALLBACK, ConsentForm, assert_error, body, code_from, get
 
 LINK_UNAVAILABLE = "该链接无法访问"
 SCOPE_ERROR = "Scope 参数错误或没有 Scope 权限"
@@ -45,26 +46,8 @@ REDIRECT_ERROR = "redirect_uri 参数错误"
 OPENID = re.compile(r"o[A-Za-z0-9_-]{27}")
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def fake_wechat(clock: Clock) -> FakeWeChat:
-    """The plugin's fixture, on a hand-driven clock."""
-    return FakeWeChat(clock=clock)
-
-
-@pytest.fixture
-def base(fake_wechat_server: FakeWeChatServer) -> str:
-    return fake_wechat_server.url
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
+# The shared fixtures, assigned rather than imported (see tests/fake_fixtures.py).
+clock, fake_wechat, base, http = fake_fixtures.clock, fake_fixtures.fake_wechat, fake_fixtures.base, fake_fixtures.http
 
 
 def qrconnect_url(base: str, pairs: list[tuple[str, str]]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 from urllib.parse import urlsplit
 
 from werkzeug.urls import iri_to_uri
@@ -19,9 +19,7 @@ from werkzeug.wrappers import Request, Response
 from .. import protocol
 from . import pages
 from .accounts import FakeApp
-
-if TYPE_CHECKING:
-    from .fake import FakeWeChat
+from .interfaces import ConsentBackend
 
 __all__ = [
     "CONFIRM_PATH",
@@ -145,7 +143,7 @@ def _error(exc: AuthorizePageError, status: int = 200) -> Response:
     return Response(pages.error_page(exc.errcode, exc.text, exc.detail), status, content_type=_HTML)
 
 
-def show(fake: FakeWeChat, request: Request) -> Response:
+def show(fake: ConsentBackend, request: Request) -> Response:
     """``GET /connect/oauth2/authorize``: the consent page, or WeChat's error page."""
     if request.method not in ("GET", "HEAD"):
         return _error(AuthorizePageError(None, "the authorize page is opened with GET"), 405)
@@ -164,7 +162,7 @@ def show(fake: FakeWeChat, request: Request) -> Response:
     return Response(html, 200, content_type=_HTML)
 
 
-def confirm(fake: FakeWeChat, request: Request) -> Response:
+def confirm(fake: ConsentBackend, request: Request) -> Response:
     """``POST /connect/oauth2/authorize/confirm``: the user's 允许 / 拒绝."""
     if request.method != "POST":
         return _error(AuthorizePageError(None, "the consent form is submitted with POST"), 405)

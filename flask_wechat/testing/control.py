@@ -1,6 +1,7 @@
 """``/_fake/*``: drive a fake that runs in another process (CLI, browser tests).
 
-Each endpoint mirrors a :class:`FakeWeChat` method. ``/_fake/requests`` shows the
+Each endpoint mirrors a :class:`~flask_wechat.testing.FakeWeChat` method; the fake passes
+itself in as a :class:`~.interfaces.ControlTarget`. ``/_fake/requests`` shows the
 requests as the fake recorded them: codes and tokens as received, AppSecrets never.
 """
 
@@ -8,16 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from werkzeug.wrappers import Request, Response
 
-if TYPE_CHECKING:
-    from .fake import FakeWeChat
+from .interfaces import ControlTarget
 
 __all__ = ["ENDPOINTS", "handle"]
 
-_Action = Callable[["FakeWeChat", dict[str, Any]], object]
+_Action = Callable[[ControlTarget, dict[str, Any]], object]
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def _int(data: Mapping[str, Any], key: str, default: int | None = None) -> int:
     return value
 
 
-def _fail(fake: FakeWeChat, data: dict[str, Any]) -> object:
+def _fail(fake: ControlTarget, data: dict[str, Any]) -> object:
     errmsg = data.get("errmsg")
     fake.fail_next(
         str(data["endpoint"]), _int(data, "errcode"), None if errmsg is None else str(errmsg), _int(data, "times", 1)
@@ -42,42 +42,42 @@ def _fail(fake: FakeWeChat, data: dict[str, Any]) -> object:
     return {"ok": True}
 
 
-def _break(fake: FakeWeChat, data: dict[str, Any]) -> object:
+def _break(fake: ControlTarget, data: dict[str, Any]) -> object:
     body = str(data.get("body", "")).encode("utf-8")
     fake.break_next(str(data["endpoint"]), body, _int(data, "status", 200), _int(data, "times", 1))
     return {"ok": True}
 
 
-def _code(fake: FakeWeChat, data: dict[str, Any]) -> object:
+def _code(fake: ControlTarget, data: dict[str, Any]) -> object:
     scope = data.get("scope")
     return {"code": fake.issue_code(str(data["appid"]), str(data["user"]), None if scope is None else str(scope))}
 
 
-def _js_code(fake: FakeWeChat, data: dict[str, Any]) -> object:
+def _js_code(fake: ControlTarget, data: dict[str, Any]) -> object:
     return {"code": fake.issue_js_code(str(data["appid"]), str(data["user"]))}
 
 
-def _snapshot_next(fake: FakeWeChat, data: dict[str, Any]) -> object:
+def _snapshot_next(fake: ControlTarget, data: dict[str, Any]) -> object:
     fake.snapshot_next(_int(data, "times", 1))
     return {"ok": True}
 
 
-def _call(method: Callable[[FakeWeChat], None]) -> _Action:
-    def action(fake: FakeWeChat, data: dict[str, Any]) -> object:
+def _call(method: Callable[[ControlTarget], None]) -> _Action:
+    def action(fake: ControlTarget, data: dict[str, Any]) -> object:
         method(fake)
         return {"ok": True}
 
     return action
 
 
-def _requests(fake: FakeWeChat, data: dict[str, Any]) -> object:
+def _requests(fake: ControlTarget, data: dict[str, Any]) -> object:
     return [
         {"method": r.method, "path": r.path, "endpoint": r.endpoint, "query": [list(pair) for pair in r.query]}
         for r in list(fake.requests)
     ]
 
 
-def _users(fake: FakeWeChat, data: dict[str, Any]) -> object:
+def _users(fake: ControlTarget, data: dict[str, Any]) -> object:
     return [
         {
             "key": user.key,
@@ -127,7 +127,7 @@ def _json(data: object, status: int = 200) -> Response:
     return Response(json.dumps(data, ensure_ascii=False).encode("utf-8"), status, content_type="application/json")
 
 
-def handle(fake: FakeWeChat, request: Request) -> Response:
+def handle(fake: ControlTarget, request: Request) -> Response:
     """Answer one ``/_fake/*`` request."""
     route = ENDPOINTS.get(request.path)
     if route is None:

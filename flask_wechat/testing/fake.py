@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final
 
 from werkzeug.wrappers import Request, Response
 
@@ -39,6 +39,7 @@ from .accounts import (
     stable_id,
 )
 from .grants import Grant, GrantStore, SnsError, new_session_key
+from .interfaces import DenyMode
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -74,7 +75,6 @@ ENDPOINT_PATHS: Final = {
     "jscode2session": JSCODE2SESSION_PATH,
 }
 _ENDPOINT_NAMES: Final = {path: name for name, path in ENDPOINT_PATHS.items()}
-DenyMode = Literal["no_redirect", "redirect"]
 #: Scopes a code of each app kind may carry (mini programs get ``wx.login()`` codes instead).
 _KIND_SCOPES: Final[dict[AppKind, frozenset[str]]] = {
     "official_account": protocol.OA_SCOPES,

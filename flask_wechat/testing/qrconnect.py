@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 from urllib.parse import quote
 
 from werkzeug.urls import iri_to_uri
@@ -22,9 +22,7 @@ from .. import protocol
 from . import pages
 from .accounts import FakeApp
 from .authorize import LINK_UNAVAILABLE, callback_url, redirect_uri_problem
-
-if TYPE_CHECKING:
-    from .fake import FakeWeChat
+from .interfaces import ConsentBackend
 
 __all__ = [
     "CONFIRM_PATH",
@@ -123,7 +121,7 @@ def _error(exc: QRConnectPageError, status: int = 200) -> Response:
     return Response(pages.error_page(None, exc.text, exc.detail), status, content_type=_HTML)
 
 
-def show(fake: FakeWeChat, request: Request) -> Response:
+def show(fake: ConsentBackend, request: Request) -> Response:
     """``GET /connect/qrconnect``: the QR scan page (full page or wxLogin.js iframe), or WeChat's error page."""
     if request.method not in ("GET", "HEAD"):
         return _error(QRConnectPageError(LINK_UNAVAILABLE, "the QR login page is opened with GET"), 405)
@@ -157,7 +155,7 @@ def _navigate(qr: QRConnectRequest, url: str) -> Response:
     return redirect(location, 302)
 
 
-def confirm(fake: FakeWeChat, request: Request) -> Response:
+def confirm(fake: ConsentBackend, request: Request) -> Response:
     """``POST /connect/qrconnect/confirm``: the test user "scanned" and pressed 允许 / 拒绝."""
     if request.method != "POST":
         return _error(QRConnectPageError(LINK_UNAVAILABLE, "the scan form is submitted with POST"), 405)
