@@ -15,6 +15,11 @@ Flask's default session cookie (no SameSite attribute: Chromium treats it as Lax
 with ``SESSION_COOKIE_SAMESITE="Lax"``, and each completed login asserts that the callback
 request carried the session cookie the app set before sending the browser to WeChat.
 
+Both sites are secure contexts, as WeChat and a production app (both on https) are: each test
+launches Chromium once its two servers listen, with ``--unsafely-treat-insecure-origin-as-secure``
+naming their two origins. Chromium sends the ``Sec-Fetch-*`` request headers to such origins
+only, and the app relies on them to tell WeChat's QR frame (``self_redirect``) from the top window.
+
 Set ``FLASK_WECHAT_SCREENSHOTS=docs/screenshots`` to refresh the docs' screenshots (each test's
 ``shoot(page, name)`` saves ``name.png``; the docs pages reference them by that name).
 Without Chromium or Playwright the module is skipped, except under CI, where it fails.
@@ -104,22 +109,46 @@ def _missing() -> str | None:
     return None
 
 
-def launch_chromium(playwright: Playwright) -> Browser:
-    """Debian's Chromium with the shared arguments (never a downloaded browser)."""
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+def launch_chromium(playwright: Playwright, secure_origins: Iterable[str]) -> Browser:
+    """Debian's Chromium with the shared arguments (never a downloaded browser).
+
+    ``secure_origins`` (``http://HOST:PORT``) count as secure contexts: Chromium sends them
+    ``Sec-Fetch-*`` headers, which it sends to potentially trustworthy origins only.
+    """
+    secure = f"--unsafely-treat-insecure-origin-as-secure={','.join(secure_origins)}"
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, secure])
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def playwright() -> Iterator[Playwright]:
     reason = _missing()
     if reason is not None:
         if os.environ.get("CI"):
             pytest.fail(f"the browser test must run in CI: {reason}", pytrace=False)
         pytest.skip(reason)
     with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
+        yield playwright
+
+
+@pytest.fixture
+def browser(playwright: Playwright, demo: Demo) -> Iterator[Browser]:
+    """Chromium for this test's servers: the ports are known only once they listen."""
+    chromium = launch_chromium(playwright, [demo.url, demo.wechat_url])
+    yield chromium
+    chromium.close()
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A callback request as the app received it, and the app's answer."""
+
+    #: The session cookie it carried (None: none).
+    session: str | None
+    #: Its ``Sec-Fetch-Dest`` and ``Sec-Fetch-Site`` headers (None: not sent).
+    fetch: tuple[str | None, str | None]
+    #: The answer's status code and body.
+    status: int
+    body: str
 
 
 @dataclass
@@ -132,8 +161,8 @@ class Demo:
     #: ``http://open.weixin.test:PORT``: the fake WeChat, as the browser reaches it.
     wechat_url: str
     wechat: FakeWeChatServer
-    #: The session cookie of each callback request, as the app received it (None: no cookie).
-    received: list[str | None] = field(default_factory=list)
+    #: Each callback request, as the app received it.
+    received: list[Arrival] = field(default_factory=list)
 
     @property
     def fake(self) -> Any:
@@ -151,12 +180,28 @@ def _cookie(header: str | None, name: str) -> str | None:
 
 
 def _recording_callbacks(wsgi_app: WSGIApplication, demo: Demo) -> WSGIApplication:
-    """Note the session cookie of every callback request before the app sees it."""
+    """Note every callback request (session cookie, fetch metadata) and the app's answer to it."""
 
     def record(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") in CALLBACK_PATHS:
-            demo.received.append(_cookie(environ.get("HTTP_COOKIE"), demo.cookie_name))
-        return wsgi_app(environ, start_response)
+        if environ.get("PATH_INFO") not in CALLBACK_PATHS:
+            return wsgi_app(environ, start_response)
+        statuses: list[str] = []
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], object]:
+            statuses.append(status)
+            return start_response(status, headers, exc_info)
+
+        answer = wsgi_app(environ, start)
+        try:
+            body = b"".join(answer)
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()
+        session = _cookie(environ.get("HTTP_COOKIE"), demo.cookie_name)
+        fetch = (environ.get("HTTP_SEC_FETCH_DEST"), environ.get("HTTP_SEC_FETCH_SITE"))
+        demo.received.append(Arrival(session, fetch, int(statuses[-1].split()[0]), body.decode()))
+        return [body]
 
     return record
 
@@ -294,11 +339,24 @@ class Callbacks:
         """The session cookie each callback request carried (None: none), as Chromium sent it."""
         return [_cookie(request.all_headers().get("cookie"), self.demo.cookie_name) for request in self.requests]
 
+    def received(self) -> list[Arrival]:
+        """The app's view of these callback requests (the last ones it received)."""
+        return self.demo.received[len(self.demo.received) - len(self.requests) :]
+
     def assert_carried(self, *expected: str | None) -> None:
         """Each callback so far carried ``expected``'s session cookie, and the app received just that."""
         sent = self.sessions()
         assert sent == list(expected)
-        assert self.demo.received[len(self.demo.received) - len(sent) :] == sent
+        assert [arrival.session for arrival in self.received()] == sent
+
+    def assert_fetched(self, *expected: tuple[str, str]) -> None:
+        """The app received each callback so far with ``expected``'s (Sec-Fetch-Dest, Sec-Fetch-Site).
+
+        Read where the app reads them: Playwright's copy of a navigation that another frame
+        started can lack the headers the network stack added.
+        """
+        received = [arrival.fetch for arrival in self.received()]
+        assert received == list(expected), "Chromium sends Sec-Fetch-* to secure contexts only"
 
 
 def session_cookie(page: Page, demo: Demo) -> str | None:
@@ -414,6 +472,7 @@ def test_desktop_logs_in_by_qr_code(desktop: Page, demo: Demo, shoot: Any, offsi
         desktop.click("#allow")
     assert callback.value.status == 302
     desktop.wait_for_url(f"{demo.url}/profile")
+    callbacks.assert_fetched(("document", "cross-site"))
     callbacks.assert_carried(session)
     bob = demo.fake.users["bob"]
     assert desktop.locator("#nickname").inner_text() == bob.nickname == "小明✨🚀"
@@ -470,31 +529,37 @@ def test_embedded_qr_page_logs_the_top_window_in(desktop: Page, demo: Demo, shoo
     shoot(desktop, "qr-embedded")
     frame.locator("#allow").click()
     desktop.wait_for_url(f"{demo.url}/profile")  # the top window, not the iframe, went to the callback
+    callbacks.assert_fetched(("document", "cross-site"))
     callbacks.assert_carried(session)
     assert desktop.locator("#nickname").inner_text() == demo.fake.users["carol"].nickname == "\x14琦娅🍭"
     assert desktop.locator("#openid").inner_text() == demo.fake.openid_for(DEMO_OPEN_APPID, "carol")
 
 
-def test_embedded_qr_with_self_redirect_gets_no_session_cookie_in_the_iframe(desktop: Page, demo: Demo) -> None:
+def test_embedded_qr_with_self_redirect_reloads_the_callback_and_logs_the_top_window_in(
+    desktop: Page, demo: Demo
+) -> None:
     callbacks = Callbacks(desktop, demo)
     session = open_embedded_qr(desktop, demo, "/embed?self_redirect=1", self_redirect=True)
     iframe = desktop.locator("#wechat-qr iframe").element_handle().content_frame()
     assert iframe is not None
-    first_state = state_of(iframe.url)
     iframe.locator("#user-carol").check()
     iframe.locator("#allow").click()
-    # The callback loads in the iframe; the app cannot log it in, so the iframe is sent to scan again.
-    iframe.wait_for_url(
-        lambda url: url.startswith(f"{demo.wechat_url}{QRCONNECT_PATH}?") and state_of(url) != first_state
-    )
-    # The iframe's navigation to the app was started by WeChat's page, another site: Chromium sends a
-    # Lax cookie on a cross-site navigation of the top window only, never of a frame. It also refuses
-    # the Set-Cookie of that answer, so whatever the app answers cannot log the browser in.
-    callbacks.assert_carried(None)
-    assert session_cookie(desktop, demo) == session
-    assert desktop.url == f"{demo.url}/embed?self_redirect=1"
-    desktop.goto(f"{demo.url}/profile")  # the top window is not logged in either
-    desktop.wait_for_url(f"{demo.wechat_url}{QRCONNECT_PATH}?**")
+    desktop.wait_for_url(f"{demo.url}/profile")
+    # WeChat's page (another site) sent the iframe to the callback, and Chromium sends a Lax cookie on
+    # a cross-site navigation of the top window only: the first request came without it. The app
+    # answered a page that loads the same URL again from the app's own document, in the same frame:
+    # a same-origin request, which carried the cookie set before the trip to WeChat.
+    assert [request.frame for request in callbacks.requests] == [iframe, iframe]
+    assert callbacks.requests[1].url == callbacks.requests[0].url
+    callbacks.assert_fetched(("iframe", "cross-site"), ("iframe", "same-origin"))
+    callbacks.assert_carried(None, session)
+    reload, finish = demo.received  # and nothing else reached the callback
+    assert reload.status == 200 and 'id="wechat-reload"' in reload.body
+    # The reloaded callback logged the browser in, then sent the top window, not the frame, to next.
+    assert finish.status == 200 and 'id="wechat-continue"' in finish.body
+    assert session_cookie(desktop, demo) not in (None, session)
+    assert desktop.locator("#nickname").inner_text() == demo.fake.users["carol"].nickname == "\x14琦娅🍭"
+    assert desktop.locator("#openid").inner_text() == demo.fake.openid_for(DEMO_OPEN_APPID, "carol")
 
 
 @pytest.mark.parametrize("flow", ["oa", "qr"])
