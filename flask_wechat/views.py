@@ -136,6 +136,9 @@ class LoginViews:
         status, words = next((status, key) for kind, status, key in _ERROR_PAGES if isinstance(exc, kind))
         if isinstance(exc, WeChatAPIError):
             log.warning("WeChat login failed: errcode %s (%s) rid=%s", exc.errcode, exc.errmsg, exc.rid)
+        elif isinstance(exc, (ServiceUnavailableError, StorageError)):
+            # Which service and the driver's error type, or the column: never a value that was sent.
+            log.error("WeChat login failed: %s", exc)
         else:
             log.warning("WeChat login failed: %s", type(exc).__name__)
         retry_url = url_for("wechat.login", next=self._next_url())

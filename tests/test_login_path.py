@@ -227,3 +227,24 @@ def test_lone_surrogate_and_overlong_nickname_are_stored_safely(
     assert trip.response.status_code == 302
     page = client.get("/profile").get_data(as_text=True)
     assert "\ufffdbad" in page
+
+
+def test_security_doc_names_only_tests_that_exist() -> None:
+    """docs/security.md maps each attack to its tests; a renamed or deleted test must show up here."""
+    root = PACKAGE.parent
+    text = (root / "docs" / "security.md").read_text(encoding="utf-8")
+    named: list[tuple[str, str]] = []
+    for cell in text.split("|"):
+        module = None
+        for ref in cell.replace("`", "").split(","):
+            ref = ref.strip()
+            if "::" not in ref:
+                continue
+            path, name = ref.split("::")
+            module = path or module
+            assert module, ref
+            named.append((module, name))
+    assert len(named) > 40
+    for module, name in named:
+        source = (root / module).read_text(encoding="utf-8")
+        assert f"def {name}(" in source, f"docs/security.md names {module}::{name}, which does not exist"
