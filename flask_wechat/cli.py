@@ -195,7 +195,7 @@ def _check(app: Flask, host: str | None) -> _Report:
     if str(app.config.get("SESSION_COOKIE_SAMESITE") or "").lower() == "strict":
         report.warnings.append(
             "SESSION_COOKIE_SAMESITE is 'Strict': browsers withhold the session cookie on the way back from "
-            "WeChat, so visitors arrive looking logged out. Use 'Lax'."
+            "WeChat, so every login starts over once and then asks the visitor to allow cookies. Use 'Lax'."
         )
     if settings.fake:
         report.facts.append(("Fake WeChat", f"on, mounted at {settings.open_base_url}"))

@@ -68,7 +68,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "WECHAT_RETRIES",
         2,
         "Extra attempts, with backoff and jitter, for idempotent calls (refresh, userinfo, auth) after errcode -1 "
-        "or a network fault. The code exchange is never retried.",
+        "or a network fault. A code exchange is single-use: tried once more after errcode -1 only.",
     ),
     Option("WECHAT_STATE_LIFETIME", 600, "Seconds a started login may take to come back (QR codes live 600 s)."),
     Option(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from flask import Request, current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from . import protocol
+from . import protocol, signals
 from .accounts import Identity
 from .errors import (
     CodeBlockedError,
@@ -26,6 +26,7 @@ from .errors import (
     LoginFlowError,
     RateLimitedError,
     ServiceUnavailableError,
+    StorageError,
     SystemBusyError,
     WeChatError,
     WeChatResponseError,
@@ -54,6 +55,7 @@ _ERRORS: Final[tuple[tuple[type[WeChatError], int, str], ...]] = (
     (RateLimitedError, 503, "rate_limited"),
     (SystemBusyError, 503, "wechat_busy"),
     (ServiceUnavailableError, 503, "unavailable"),
+    (StorageError, 503, "unavailable"),
     (WeChatTransportError, 502, "wechat_unavailable"),
     (WeChatResponseError, 502, "wechat_unavailable"),
     (LoginFlowError, 400, "invalid_request"),
@@ -83,10 +85,14 @@ def log_in_with_code(logins: Logins, js_code: str) -> dict[str, Any]:
     api = rt.miniprogram
     if api is None:  # pragma: no cover - the view is only routed when configured
         raise BadMiniProgramRequest()
-    rt.accounts().release()
-    mini = api.code_to_session(js_code)
-    identity = Identity(appid=api.appid, openid=mini.openid, unionid=mini.unionid, nickname="", avatar_url="")
-    record = logins.record(identity, mini)
+    try:
+        rt.accounts().release()
+        mini = api.code_to_session(js_code)
+        identity = Identity(appid=api.appid, openid=mini.openid, unionid=mini.unionid, nickname="", avatar_url="")
+        record = logins.record(identity, mini)
+    except WeChatError as exc:
+        signals.login_failed.send(current_app._get_current_object(), error=exc)  # type: ignore[attr-defined]
+        raise
     user = record.user
     answer: dict[str, Any] = {"user_id": user.id, "new_user": record.new_user}
     if rt.settings.miniprogram_auth == "token":

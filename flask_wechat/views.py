@@ -276,8 +276,13 @@ class LoginViews:
             answer = log_in_with_code(self.logins, read_code(request))
         except WeChatError as exc:
             body, status = error_answer(exc)
-            log.warning("mini program login failed: %s", body["error"])
-            return jsonify(body), status
+            log.warning(
+                "mini program login failed: %s", exc if isinstance(exc, ServiceUnavailableError) else body["error"]
+            )
+            response = jsonify(body)
+            if status == 503:
+                response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response, status
         return jsonify(answer), 200
 
     # -- logout ------------------------------------------------------------------------------

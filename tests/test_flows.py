@@ -284,6 +284,7 @@ def test_mini_program_wechat_errors_get_stable_codes(
     fake_wechat.fail_next("jscode2session", errcode, times=tries)
     answer = mini_login(app.test_client(), {"code": fake_wechat.issue_js_code(DEMO_MINIPROGRAM_APPID, "alice")})
     assert (answer.status_code, answer.get_json()["error"], answer.get_json()["errcode"]) == (status, error, errcode)
+    assert ("Retry-After" in answer.headers) == (status == 503)
     assert len(fake_wechat.calls("jscode2session")) == tries
     assert rows(app) == (0, 0)
 
@@ -426,3 +427,18 @@ def test_bearer_tokens_survive_a_secret_key_rotation(
         **ALL_APPS,
     )
     assert rotated.test_client().get("/profile", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_failed_logins_send_login_failed_with_the_error(app: Flask, fake_wechat: FakeWeChat) -> None:
+    seen: list[tuple[str, int | None]] = []
+
+    def failed(sender: Flask, error: Exception) -> None:
+        seen.append((type(error).__name__, getattr(error, "errcode", None)))
+
+    with signals.login_failed.connected_to(failed, app):
+        fake_wechat.fail_next("access_token", 40029)
+        assert login(app.test_client()).response.status_code == 400
+        fake_wechat.fail_next("jscode2session", 40163)
+        mini = mini_login(app.test_client(), {"code": fake_wechat.issue_js_code(DEMO_MINIPROGRAM_APPID, "bob")})
+        assert mini.status_code == 400
+    assert seen == [("InvalidCodeError", 40029), ("CodeUsedError", 40163)]
