@@ -1,7 +1,8 @@
 """The flask-wechat demo: a public page and a profile behind ``@login_required``.
 
-Without any WeChat AppID configured it runs against the built-in fake WeChat on SQLite,
-with all three apps (Official Account, website QR, mini program)::
+Without any WeChat AppID configured it chooses to run against the built-in fake WeChat
+(``flask_wechat.testing.install``, with ``WECHAT_FAKE = True`` as its explicit opt-in) on
+SQLite, with all three apps (Official Account, website QR, mini program)::
 
     flask --app examples/app.py run
 

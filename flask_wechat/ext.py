@@ -166,17 +166,17 @@ class WeChat:
         account has no web token at all, like a mini program's).
         """
         runtime = self.runtime
-        store = runtime.accounts()
+        accounts = runtime.accounts()
         flow = runtime.web_flow_of(account.appid)
-        token = self._usable_token(store, account)
+        token = self._usable_token(accounts, account)
         if flow is None:
             raise ReauthorizationRequired()
         try:
             userinfo, _ = flow.api.fetch_userinfo(token)
         except RefreshTokenError:
-            store.forget_tokens(account)
+            accounts.forget_tokens(account)
             raise ReauthorizationRequired() from None
-        store.save_profile(account, userinfo)
+        accounts.save_profile(account, userinfo)
         return userinfo
 
     def rotate_token_keys(self) -> int:
@@ -194,8 +194,8 @@ class WeChat:
         return token is not None and flow is not None and flow.api.validate_token(token)
 
     @staticmethod
-    def _usable_token(store: Accounts, account: Any) -> dict[str, Any]:
-        token = store.authlib_token(account)
-        if token is None or (token["expires_at"] <= time.time() and not store.refresh_window_open(account)):
+    def _usable_token(accounts: Accounts, account: Any) -> dict[str, Any]:
+        token = accounts.authlib_token(account)
+        if token is None or (token["expires_at"] <= time.time() and not accounts.refresh_window_open(account)):
             raise ReauthorizationRequired()
         return token

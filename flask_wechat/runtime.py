@@ -116,10 +116,10 @@ def build(
         appid: str, token: dict[str, Any], refresh_token: Any = None, access_token: Any = None
     ) -> None:
         """Authlib's ``update_token`` hook (bound to one AppID): persist a refreshed token on its account."""
-        store = accounts()
-        account = store.find(appid, token["openid"])
+        stored = accounts()
+        account = stored.find(appid, token["openid"])
         if account is not None:
-            store.save_token(account, token_from_authlib(token))
+            stored.save_token(account, token_from_authlib(token))
 
     web: dict[str, WebFlow] = {}
     specs: tuple[tuple[str, int, Credentials | None, str, str, dict[str, str]], ...] = (
