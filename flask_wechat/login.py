@@ -27,7 +27,7 @@ from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from . import errors, protocol, signals
-from .accounts import Grant, Identity, LoginRecord
+from .accounts import Accounts, Grant, Identity, LoginRecord
 from .compliance import as_authlib_token
 from .errors import (
     AuthorizationDenied,
@@ -173,7 +173,7 @@ class Logins:
             avatar_url=userinfo.headimgurl if userinfo else "",
             userinfo=userinfo,
         )
-        return self.record(identity, grant, bind_to=bind_to, outcome_key=outcome_key)
+        return self.record(identity, grant, bind_to=bind_to, outcome_key=outcome_key, accounts=accounts)
 
     def _profile_is_stale(self, account: Any) -> bool:
         """Whether this login should fetch the profile (a returning user's may still be fresh)."""
@@ -223,11 +223,20 @@ class Logins:
     # -- the session side of every login kind ----------------------------------------------
 
     def record(
-        self, identity: Identity, grant: Grant, *, bind_to: Any = None, outcome_key: str | None = None
+        self,
+        identity: Identity,
+        grant: Grant,
+        *,
+        bind_to: Any = None,
+        outcome_key: str | None = None,
+        accounts: Accounts | None = None,
     ) -> LoginRecord:
-        """Store a completed login; with ``outcome_key``, the outcome too (in the same transaction when it can)."""
+        """Store a completed login; with ``outcome_key``, the outcome too (in the same transaction when it can).
+
+        ``accounts`` may be the one that already looked the account up in this transaction.
+        """
         rt = self.runtime
-        accounts = rt.accounts()
+        accounts = accounts or rt.accounts()
         outcome_row = None
         if outcome_key is not None and isinstance(rt.store, SQLStore) and rt.store.shares(accounts.session):
             outcome_row = rt.store.row(outcome_key, protocol.QR_CODE_LIFETIME)

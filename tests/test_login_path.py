@@ -248,3 +248,21 @@ def test_security_doc_names_only_tests_that_exist() -> None:
     for module, name in named:
         source = (root / module).read_text(encoding="utf-8")
         assert f"def {name}(" in source, f"docs/security.md names {module}::{name}, which does not exist"
+
+
+def test_a_returning_login_looks_its_account_up_once(fake_wechat_server: FakeWeChatServer, database_uri: str) -> None:
+    from sqlalchemy import event
+
+    from .apps import db
+
+    app = make_app(fake_wechat_server.url, database_uri)
+    login(app.test_client(), user="bob")
+    client = app.test_client()
+    callback = urlsplit(visit_wechat(client.get("/wechat/login?next=/profile").location, "bob").headers["Location"])
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    assert client.get(f"{callback.path}?{callback.query}").status_code == 302
+    account_reads = [s for s in statements if s.lstrip().startswith("SELECT") and "FROM wechat_accounts" in s]
+    assert len(account_reads) == 1, statements
