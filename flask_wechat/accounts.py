@@ -196,8 +196,12 @@ class Accounts:
         return list(self.session.execute(query).unique().scalars())
 
     def release(self) -> None:
-        """End the read transaction (before a WeChat call), so no pooled connection waits on WeChat."""
-        self._found.clear()
+        """End the read transaction (before a WeChat call), so no pooled connection waits on WeChat.
+
+        What was looked up stays known: a found account reloads itself when next read, and one
+        that was missing, if another login creates it meanwhile, makes this one's insert collide
+        and retry (see :meth:`record`).
+        """
         if self._session().in_transaction():
             self.session.rollback()
 

@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: What some WeChat clients send as the code when the person refused.
 DENIED_CODE: Final = "authdeny"
+#: Scopes whose token may fetch the profile.
+PROFILE_SCOPES: Final = frozenset({protocol.SCOPE_USERINFO, protocol.SCOPE_LOGIN})
 #: How long a second hit of one login waits for the first hit's outcome.
 DUPLICATE_WAIT_SECONDS: Final = 10.0
 
@@ -162,7 +164,7 @@ class Logins:
             signals.snapshot_user.send(current_app._get_current_object(), flow=flow.name)  # type: ignore[attr-defined]
             raise SnapshotUserError()
         userinfo = None
-        if self._profile_is_stale(accounts.find(flow.appid, grant.openid)):
+        if grant.scopes & PROFILE_SCOPES and self._profile_is_stale(accounts.find(flow.appid, grant.openid)):
             accounts.release()
             userinfo = self._profile(flow, grant)
         identity = Identity(
@@ -184,9 +186,7 @@ class Logins:
 
     @staticmethod
     def _profile(flow: WebFlow, token: protocol.Token) -> protocol.UserInfo | None:
-        """The profile, when the scope allows it; a failure here does not undo the login."""
-        if not token.scopes & {protocol.SCOPE_USERINFO, protocol.SCOPE_LOGIN}:
-            return None
+        """The profile; a failure here does not undo the login."""
         try:
             userinfo, _ = flow.api.fetch_userinfo(as_authlib_token(token))
         except WeChatError as exc:

@@ -250,13 +250,18 @@ def test_security_doc_names_only_tests_that_exist() -> None:
         assert f"def {name}(" in source, f"docs/security.md names {module}::{name}, which does not exist"
 
 
-def test_a_returning_login_looks_its_account_up_once(fake_wechat_server: FakeWeChatServer, database_uri: str) -> None:
+@pytest.mark.parametrize("returning", [False, True])
+@pytest.mark.parametrize("scope", ["snsapi_userinfo", "snsapi_base"])
+def test_a_login_looks_its_account_up_once(
+    fake_wechat_server: FakeWeChatServer, database_uri: str, returning: bool, scope: str
+) -> None:
     from sqlalchemy import event
 
     from .apps import db
 
-    app = make_app(fake_wechat_server.url, database_uri)
-    login(app.test_client(), user="bob")
+    app = make_app(fake_wechat_server.url, database_uri, WECHAT_SCOPE=scope)
+    if returning:
+        login(app.test_client(), user="bob")
     client = app.test_client()
     callback = urlsplit(visit_wechat(client.get("/wechat/login?next=/profile").location, "bob").headers["Location"])
     statements: list[str] = []
