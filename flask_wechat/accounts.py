@@ -73,6 +73,8 @@ _NOT_NULL = re.compile(
 )
 _TOO_LONG = re.compile(r"for column '(\w+)'|character varying\((\d+)\)", re.I)
 _RACE_WORDS = ("deadlock", "serializ", "lock wait timeout", "could not serialize")
+#: WeChat's avatar hosts (``headimgurl``): they serve https, though older answers say ``http://``.
+_AVATAR_HOSTS = frozenset({"thirdwx.qlogo.cn", "wx.qlogo.cn"})
 
 
 def _first_group(pattern: re.Pattern[str], text: str) -> str | None:
@@ -107,6 +109,18 @@ def _lost_a_race(exc: DBAPIError) -> bool:
         name = (_first_group(_UNIQUE, str(exc.orig)) or "").lower()
         return "openid" in name or "unionid" in name
     return any(word in text for word in _RACE_WORDS)
+
+
+def _https_avatar(url: str) -> str:
+    """``url`` with ``https://`` when it is on WeChat's avatar hosts, so an https page shows it (no mixed content).
+
+    Only WeChat's hosts: another host (the fake WeChat's own http server, say) may serve no https.
+    """
+    scheme, sep, rest = url.partition("://")
+    host = rest.split("/", 1)[0].lower()
+    if sep and scheme.lower() == "http" and host in _AVATAR_HOSTS:
+        return "https://" + rest
+    return url
 
 
 def _timestamp(epoch: int) -> datetime:
@@ -351,7 +365,7 @@ class Accounts:
 
     def _apply_profile(self, account: Any, info: protocol.UserInfo) -> None:
         account.nickname = self._fit("nickname", info.nickname)
-        account.avatar_url = self._fit("avatar_url", info.headimgurl)
+        account.avatar_url = self._fit("avatar_url", _https_avatar(info.headimgurl))
         if info.unionid:
             account.unionid = info.unionid
         account.profile_updated_at = utcnow()
