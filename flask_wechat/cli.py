@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import unicodedata
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -191,6 +192,7 @@ def _check(app: Flask, host: str | None) -> _Report:
         report.errors.append(f"configuration changed after init_app and is now invalid: {exc}")
     settings = runtime.settings
     report.facts.append(("App", app.import_name))
+    report.warnings += [config.unknown_key_message(*item) for item in config.unknown_keys(app.config).items()]
     _check_secret_key(app, report)
     if str(app.config.get("SESSION_COOKIE_SAMESITE") or "").lower() == "strict":
         report.warnings.append(
@@ -226,14 +228,21 @@ def check(ctx: click.Context, host: str | None) -> None:
     WeChat console, and warns about settings that break logins in production.
     Exits with status 1 when there are errors (warnings alone exit 0).
     """
-    try:
-        # Loaded here rather than by @with_appcontext: a bad WECHAT_* key fails in the
-        # app factory, and that is precisely what this command must report.
-        app = ctx.ensure_object(ScriptInfo).load_app()
-    except ConfigurationError as exc:
-        report = _Report(errors=[f"the app does not start: {exc}"])
-    else:
-        report = _check(app, host)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", config.UnknownSettingWarning)
+        try:
+            # Loaded here rather than by @with_appcontext: a bad WECHAT_* key fails in the
+            # app factory, and that is precisely what this command must report.
+            app = ctx.ensure_object(ScriptInfo).load_app()
+        except ConfigurationError as exc:
+            # The app is gone, its config with it: what init_app warned about is all there is.
+            unknown = [str(w.message) for w in caught if issubclass(w.category, config.UnknownSettingWarning)]
+            report = _Report(warnings=unknown, errors=[f"the app does not start: {exc}"])
+        else:
+            report = _check(app, host)
+    for warning in caught:
+        if not issubclass(warning.category, config.UnknownSettingWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     report.echo()
     if report.errors:
         ctx.exit(1)

@@ -7,7 +7,9 @@ not at the first login.
 
 from __future__ import annotations
 
+import difflib
 import re
+import warnings
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -23,8 +25,12 @@ __all__ = [
     "Credentials",
     "Option",
     "Settings",
+    "UnknownSettingWarning",
     "apply_defaults",
     "load_settings",
+    "unknown_key_message",
+    "unknown_keys",
+    "warn_about_unknown_keys",
 ]
 
 
@@ -42,10 +48,15 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option(
         "WECHAT_APPID",
         None,
-        "Official Account AppID (mp.weixin.qq.com, 开发 → 基本配置): web authorization inside WeChat. "
+        "Official Account AppID, 'wx' + 16 lowercase hex digits (mp.weixin.qq.com, 开发 → 基本配置): web "
+        "authorization inside WeChat. "
         "At least one of the three apps must be configured (all three in WECHAT_FAKE mode).",
     ),
-    Option("WECHAT_SECRET", None, "Its AppSecret. Never logged, shown or put in a URL sent to a browser."),
+    Option(
+        "WECHAT_SECRET",
+        None,
+        "Its AppSecret (开发者密码), 32 lowercase hex digits. Never logged, shown or put in a URL sent to a browser.",
+    ),
     Option(
         "WECHAT_OPEN_APPID",
         None,
@@ -145,9 +156,30 @@ MINIPROGRAM_AUTH_MODES: Final = frozenset({"cookie", "token"})
 #: Settings that take True or False only: a string such as "false" is a mistake, not a value.
 BOOLEAN_KEYS: Final = ("WECHAT_RENEW_SESSION", "WECHAT_REMEMBER", "WECHAT_FAKE")
 
-# Real AppIDs are "wx" + 16 hex digits; stand-ins and test accounts may differ, so only
-# refuse what cannot be an AppID at all (it goes verbatim into URLs).
-_APPID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# WeChat publishes no grammar for these; the rules below are what it issues. Every AppID, of an
+# Official Account (公众号), an Open Platform website app (网站应用) or a mini program (小程序),
+# sandbox test accounts (测试号) included, is "wx" + 16 lowercase hex digits: 18 characters, as
+# the authorize documentation's "wx…" AppIDs and every AppID quoted on developers.weixin.qq.com
+# (e.g. the SDK sample wxd930ea5d5a258f4f) show. Case matters: global return code 40013 reads
+# "不合法的 AppID，请开发者检查 AppID 的正确性，避免异常字符，注意大小写". The AppSecret (开发者密码)
+# the consoles generate is 32 lowercase hex digits, as every one quoted there shows; a wrong one
+# is errcode 40125. Either mistake would only show at the first login, as an error page on
+# someone's phone: refuse it at start-up instead.
+_APPID_PATTERN: Final = re.compile(r"wx[0-9a-f]{16}")
+_SECRET_PATTERN: Final = re.compile(r"[0-9a-f]{32}")
+#: How close a misspelt key must be to a real one for "did you mean" (difflib's ratio).
+_SUGGESTION_CUTOFF: Final = 0.75
+#: Left to test suites, never a setting: flask-wechat's own reads ``FLASK_WECHAT_TEST_*`` environment
+#: variables, which ``app.config.from_prefixed_env()`` copies into the config as ``WECHAT_TEST_*``.
+TEST_KEY_PREFIX: Final = "WECHAT_TEST_"
+
+
+class UnknownSettingWarning(UserWarning):
+    """A ``WECHAT_*`` config key that flask-wechat does not know: most likely a misspelt setting.
+
+    ``WECHAT_TEST_*`` keys are left to test suites. Another package's ``WECHAT_*`` keys warn
+    too; silence them with ``warnings.filterwarnings("ignore", category=UnknownSettingWarning)``.
+    """
 
 
 @dataclass(frozen=True)
@@ -198,6 +230,30 @@ class Settings:
         """The AppID of the web flow used by default: the Official Account's, else the website app's."""
         web = self.official_account or self.website
         return web.appid if web else ""
+
+
+def unknown_keys(config: Mapping[str, Any]) -> dict[str, str | None]:
+    """``{key: closest known key or None}`` for every ``WECHAT_*`` key that is not a setting."""
+    known = list(DEFAULTS)
+    return {
+        key: next(iter(difflib.get_close_matches(key, known, n=1, cutoff=_SUGGESTION_CUTOFF)), None)
+        for key in config
+        if isinstance(key, str)
+        and key.startswith("WECHAT_")
+        and key not in DEFAULTS
+        and not key.startswith(TEST_KEY_PREFIX)
+    }
+
+
+def unknown_key_message(key: str, suggestion: str | None) -> str:
+    """What to say about the unknown key ``key``."""
+    return f"{key} is not a flask-wechat setting" + (f"; did you mean {suggestion}?" if suggestion else "")
+
+
+def warn_about_unknown_keys(config: Mapping[str, Any], stacklevel: int = 2) -> None:
+    """Warn (:class:`UnknownSettingWarning`) about each ``WECHAT_*`` key that is not a setting."""
+    for key, suggestion in unknown_keys(config).items():
+        warnings.warn(unknown_key_message(key, suggestion), UnknownSettingWarning, stacklevel=stacklevel + 1)
 
 
 def apply_defaults(config: MutableMapping[str, Any]) -> None:
@@ -287,10 +343,21 @@ def _credentials(config: Mapping[str, Any], prefix: str) -> Credentials | None:
     if appid in (None, ""):
         raise ConfigurationError(f"{prefix}_APPID must be set to a non-empty string when {prefix}_SECRET is set")
     if not isinstance(appid, str) or not _APPID_PATTERN.fullmatch(appid):
-        raise ConfigurationError(f"{prefix}_APPID must be 1-64 letters, digits, '_' or '-', got {appid!r}")
+        raise ConfigurationError(
+            f"{prefix}_APPID must be 'wx' followed by 16 lowercase hex digits, like wx0123456789abcdef "
+            f"(the console's 开发者ID(AppID)), got {appid!r}"
+        )
     if not isinstance(secret, str) or not secret.strip():
         raise ConfigurationError(f"{prefix}_SECRET must be set to a non-empty string when {prefix}_APPID is set")
-    return Credentials(appid, secret.strip())
+    secret = secret.strip()
+    if not _SECRET_PATTERN.fullmatch(secret):
+        # Never the value itself: it is a secret, and this message ends up in logs.
+        raise ConfigurationError(
+            f"{prefix}_SECRET must be the 32 lowercase hex digits of the AppSecret (开发者密码); "
+            f"the value set has {len(secret)} characters"
+            + ("" if re.fullmatch(r"[0-9a-fA-F]*", secret) else ", not all of them hex digits")
+        )
+    return Credentials(appid, secret)
 
 
 def _qr_script_url(config: Mapping[str, Any], open_base_url: str) -> str:

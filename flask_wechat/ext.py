@@ -70,6 +70,7 @@ class WeChat:
             raise RuntimeError(
                 "Flask-SQLAlchemy is not initialised on this app: call db.init_app(app) before wechat.init_app(app)"
             )
+        config.warn_about_unknown_keys(app.config, stacklevel=2)
         config.apply_defaults(app.config)
         settings = config.load_settings(app.config)
         if settings.fake and FAKE_EXTENSION_KEY not in app.extensions:

@@ -18,6 +18,7 @@ from examples.app import create_app
 from examples.app import db as demo_db
 from flask_wechat import protocol
 from flask_wechat.cli import _width, wechat_cli
+from flask_wechat.config import UnknownSettingWarning
 from flask_wechat.testing.fake import DEMO_APPID
 from flask_wechat.testing.login import login_as
 from flask_wechat.testing.pytest_plugin import WeChatLogin
@@ -164,6 +165,40 @@ def test_check_on_the_demo_reports_a_missing_secret_from_the_environment(
     assert result.exit_code == 1
     [error] = lines_of("error", result.output)
     assert error.startswith("the app does not start: WECHAT_SECRET must be set to a non-empty string")
+
+
+def test_check_reports_a_malformed_appid_as_an_error(database_uri: str) -> None:
+    def factory() -> Flask:
+        return make_app(None, database_uri, WECHAT_APPID="wx123")
+
+    result = CliRunner().invoke(wechat_cli, ["check"], obj=ScriptInfo(create_app=factory))
+    assert result.exit_code == 1
+    [error] = lines_of("error", result.output)
+    assert error.startswith("the app does not start: WECHAT_APPID must be 'wx' followed by 16 lowercase hex")
+    assert "1 error(s)" in result.output
+
+
+def test_check_reports_a_misspelt_key_as_a_warning(apps: Callable[..., Flask]) -> None:
+    with pytest.warns(UnknownSettingWarning):
+        app = apps(SERVER_NAME="login.example.com", PREFERRED_URL_SCHEME="https", WECHAT_APP_ID="wx0123456789abcdef")
+    result = run(app, "check")
+    assert result.exit_code == 0, result.output
+    assert lines_of("warning", result.output) == [
+        "WECHAT_APP_ID is not a flask-wechat setting; did you mean WECHAT_APPID?"
+    ]
+
+
+def test_check_reports_a_misspelt_key_even_when_the_app_does_not_start(database_uri: str) -> None:
+    def factory() -> Flask:
+        return make_app(None, database_uri, WECHAT_APPID=None, WECHAT_APP_ID="wx0123456789abcdef")
+
+    result = CliRunner().invoke(wechat_cli, ["check"], obj=ScriptInfo(create_app=factory))
+    assert result.exit_code == 1
+    assert lines_of("warning", result.output) == [
+        "WECHAT_APP_ID is not a flask-wechat setting; did you mean WECHAT_APPID?"
+    ]
+    [error] = lines_of("error", result.output)
+    assert "WECHAT_APPID must be set" in error
 
 
 def test_check_reports_config_broken_after_init_app(apps: Callable[..., Flask]) -> None:

@@ -9,12 +9,15 @@ import pytest
 from flask import Flask
 
 from flask_wechat import ConfigurationError, WeChat
-from flask_wechat.config import BOOLEAN_KEYS, DEFAULTS, load_settings
+from flask_wechat.config import BOOLEAN_KEYS, DEFAULTS, UnknownSettingWarning, load_settings
+from flask_wechat.testing import accounts as demo
 from flask_wechat.testing.accounts import DEMO_APPID, DEMO_SECRET
 
 from .apps import User, WeChatAccount, make_app
 
-GOOD = {"WECHAT_APPID": "wx1234567890abcdef", "WECHAT_SECRET": "not-a-real-secret"}
+GOOD = {"WECHAT_APPID": "wx1234567890abcdef", "WECHAT_SECRET": "0123456789abcdef0123456789abcdef"}
+#: Made up, but shaped like an AppSecret.
+SECRET = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 
 
 def settings_for(**config: Any):  # type: ignore[no-untyped-def]
@@ -111,7 +114,7 @@ def test_string_false_never_turns_the_fake_on_next_to_a_real_appid(tmp_path: Pat
             {
                 "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'a.db'}",
                 "WECHAT_APPID": "wx0123456789abcdef",
-                "WECHAT_SECRET": "a-real-looking-secret",
+                "WECHAT_SECRET": SECRET,
                 "WECHAT_FAKE": "false",
             }
         )
@@ -125,7 +128,7 @@ def test_the_fake_never_runs_next_to_real_credentials(tmp_path: Path) -> None:
             {
                 "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'a.db'}",
                 "WECHAT_APPID": "wx0123456789abcdef",
-                "WECHAT_SECRET": "a-real-looking-secret",
+                "WECHAT_SECRET": SECRET,
                 "WECHAT_FAKE": True,
             }
         )
@@ -164,3 +167,94 @@ def test_proxy_and_ca_bundle_come_from_the_environment_once(monkeypatch: pytest.
     assert options["trust_env"] is False
     assert options["proxies"]["https"] == "http://proxy.example:3128"
     assert options["verify"] == "/etc/company-ca.pem"
+
+
+# -- AppIDs and AppSecrets look like WeChat's ---------------------------------------------------
+
+CREDENTIAL_PREFIXES = ("WECHAT", "WECHAT_OPEN", "WECHAT_MINIPROGRAM")
+
+
+@pytest.mark.parametrize("prefix", CREDENTIAL_PREFIXES)
+@pytest.mark.parametrize(
+    "appid",
+    [
+        "wx123",
+        "WX0123456789ABCDEF",
+        "0123456789abcdef01",
+        "wx0123456789ABCDEF",
+        "wx0123456789abcdeg",
+        "wx0123456789abcdef0",
+    ],
+)
+def test_malformed_appid_fails_at_init_app_naming_the_key(database_uri: str, prefix: str, appid: str) -> None:
+    config = {f"{prefix}_APPID": appid, f"{prefix}_SECRET": SECRET}
+    with pytest.raises(ConfigurationError, match=f"{prefix}_APPID") as caught:
+        make_app(None, database_uri, **config)
+    assert "16 lowercase hex" in str(caught.value)
+
+
+@pytest.mark.parametrize("prefix", CREDENTIAL_PREFIXES)
+@pytest.mark.parametrize(
+    "secret",
+    ["not-a-real-secret", "0123456789abcdef0123456789abcde", "0123456789abcdef0123456789abcdef0", "g" * 32],
+)
+def test_malformed_secret_fails_naming_the_key_and_never_showing_it(prefix: str, secret: str) -> None:
+    config = {"WECHAT_APPID": None, "WECHAT_SECRET": None}
+    config.update({f"{prefix}_APPID": "wx0123456789abcdef", f"{prefix}_SECRET": secret})
+    with pytest.raises(ConfigurationError, match=f"{prefix}_SECRET") as caught:
+        settings_for(**config)
+    assert secret not in str(caught.value)
+
+
+def test_well_formed_credentials_of_all_three_apps_are_accepted() -> None:
+    settings = settings_for(
+        WECHAT_OPEN_APPID="wxabcdef0123456789",
+        WECHAT_OPEN_SECRET=SECRET,
+        WECHAT_MINIPROGRAM_APPID="wx00000000000000ff",
+        WECHAT_MINIPROGRAM_SECRET=" " + SECRET + "\n",  # pasted with blanks: they are not part of it
+    )
+    assert settings.website is not None and settings.website.appid == "wxabcdef0123456789"
+    assert settings.miniprogram is not None and settings.miniprogram.secret == SECRET
+
+
+def test_the_fakes_demo_apps_are_shaped_like_real_ones() -> None:
+    settings = settings_for(
+        WECHAT_APPID=demo.DEMO_APPID,
+        WECHAT_SECRET=demo.DEMO_SECRET,
+        WECHAT_OPEN_APPID=demo.DEMO_OPEN_APPID,
+        WECHAT_OPEN_SECRET=demo.DEMO_OPEN_SECRET,
+        WECHAT_MINIPROGRAM_APPID=demo.DEMO_MINIPROGRAM_APPID,
+        WECHAT_MINIPROGRAM_SECRET=demo.DEMO_MINIPROGRAM_SECRET,
+    )
+    assert settings.official_account and settings.website and settings.miniprogram
+
+
+# -- unknown keys ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "suggestion"),
+    [
+        ("WECHAT_APP_ID", "WECHAT_APPID"),
+        ("WECHAT_APP_SECRET", "WECHAT_SECRET"),
+        ("WECHAT_OPEN_APP_ID", "WECHAT_OPEN_APPID"),
+        ("WECHAT_MINI_PROGRAM_APPID", "WECHAT_MINIPROGRAM_APPID"),
+        ("WECHAT_STATE_LIFETIM", "WECHAT_STATE_LIFETIME"),
+    ],
+)
+def test_a_misspelt_key_is_warned_about_with_a_suggestion(database_uri: str, key: str, suggestion: str) -> None:
+    with pytest.warns(UnknownSettingWarning, match=f"{key} is not a flask-wechat setting; did you mean {suggestion}"):
+        make_app(None, database_uri, **{key: "x"})
+
+
+def test_an_unknown_key_without_a_near_one_is_warned_about_plainly(database_uri: str) -> None:
+    with pytest.warns(UnknownSettingWarning) as caught:
+        make_app(None, database_uri, WECHAT_PAY_MCHID="1230000109")
+    [warning] = caught
+    assert "WECHAT_PAY_MCHID is not a flask-wechat setting" in str(warning.message)
+    assert "did you mean" not in str(warning.message)
+
+
+def test_keys_of_other_extensions_are_not_warned_about(database_uri: str) -> None:
+    # filterwarnings = error: any warning fails this test.
+    make_app(None, database_uri, SQLALCHEMY_ECHO=False, WECHATPAY_KEY="x", MY_WECHAT_APPID="x")

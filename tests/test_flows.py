@@ -119,9 +119,9 @@ def test_one_person_through_qr_and_official_account_is_one_user(app: Flask, fake
 def test_without_unionid_each_app_has_its_own_user(
     fake_wechat: FakeWeChat, fake_wechat_server: FakeWeChatServer, database_uri: str
 ) -> None:
-    lonely = "wx0aa0bb0cc0dd0ee1"
-    fake_wechat.add_app(FakeApp(lonely, "unbound-secret", bound=False, name="Unbound site", kind="website"))
-    app = make_app(fake_wechat_server.url, database_uri, WECHAT_OPEN_APPID=lonely, WECHAT_OPEN_SECRET="unbound-secret")
+    lonely, secret = "wx0aa0bb0cc0dd0ee1", "00112233445566778899aabbccddeeff"
+    fake_wechat.add_app(FakeApp(lonely, secret, bound=False, name="Unbound site", kind="website"))
+    app = make_app(fake_wechat_server.url, database_uri, WECHAT_OPEN_APPID=lonely, WECHAT_OPEN_SECRET=secret)
     desktop, phone = browser(app, DESKTOP_UA), browser(app, WECHAT_UA)
     login(desktop, user="bob")
     login(phone, user="bob")

@@ -168,11 +168,11 @@ def test_two_apps_with_different_appids_live_in_one_process(
 ) -> None:
     from flask_wechat.testing.fake import FakeApp
 
-    other_appid = "wx00112233445566ff"
-    fake_wechat.add_app(FakeApp(other_appid, "other-secret", name="Second account"))
+    other_appid, other_secret = "wx00112233445566ff", "0f0e0d0c0b0a09080706050403020100"
+    fake_wechat.add_app(FakeApp(other_appid, other_secret, name="Second account"))
     first = make_app(fake_wechat_server.url, f"sqlite:///{tmp_path / 'a.db'}")
     second = make_app(
-        fake_wechat_server.url, f"sqlite:///{tmp_path / 'b.db'}", WECHAT_APPID=other_appid, WECHAT_SECRET="other-secret"
+        fake_wechat_server.url, f"sqlite:///{tmp_path / 'b.db'}", WECHAT_APPID=other_appid, WECHAT_SECRET=other_secret
     )
     login(first.test_client())
     login(second.test_client())

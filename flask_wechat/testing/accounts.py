@@ -11,6 +11,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
+from .avatars import DEFAULT_AVATAR, avatar_path
+
 __all__ = [
     "APP_KINDS",
     "DEFAULT_APPS",
@@ -30,14 +32,16 @@ __all__ = [
 ]
 
 #: The default Official Account (公众号/服务号): ``/connect/oauth2/authorize``.
+# The AppIDs and secrets are made up, shaped like real ones ("wx" + 16 hex digits; 32 hex digits)
+# so that they pass flask_wechat.config's checks; no WeChat knows them.
 DEMO_APPID: Final = "wx5f3a9c0d1e2b4a67"
-DEMO_SECRET: Final = "fake-secret-for-local-testing-only"
+DEMO_SECRET: Final = "7d33775a2966f6f4b67f39d336d0f456"
 #: The default Open Platform website app (网站应用): ``/connect/qrconnect`` and wxLogin.js.
 DEMO_OPEN_APPID: Final = "wx8e2b7c4d1a9f3065"
-DEMO_OPEN_SECRET: Final = "fake-website-secret-for-local-testing-only"
+DEMO_OPEN_SECRET: Final = "aa9372da0cc701039a64994430108f4c"
 #: The default mini program (小程序): ``wx.login()`` codes and ``/sns/jscode2session``.
 DEMO_MINIPROGRAM_APPID: Final = "wx3c1d9e7f5b2a8046"
-DEMO_MINIPROGRAM_SECRET: Final = "fake-miniprogram-secret-for-local-testing-only"
+DEMO_MINIPROGRAM_SECRET: Final = "5ae85573392854cef96feb78a29545e3"
 
 AppKind = Literal["official_account", "website", "miniprogram"]
 #: Every :data:`AppKind`, in declaration order.
@@ -83,6 +87,8 @@ class FakeUser:
     ``snapshot`` marks a snapshot-page virtual identity (``is_snapshotuser: 1``),
     which exists only in Official Account web auth; ``blocked`` marks a user WeChat
     rates high-risk: ``/sns/jscode2session`` refuses their codes with 40226.
+    ``headimgurl`` is a URL, or a path on the fake (``/mmopen/...``, see
+    :mod:`.avatars`) that ``/sns/userinfo`` sends as a URL of the fake's own address.
     """
 
     key: str
@@ -93,15 +99,9 @@ class FakeUser:
     blocked: bool = False
 
 
-def _avatar(seed: str) -> str:
-    # Current avatar URLs: thirdwx.qlogo.cn, last segment = size (0, 46, 64, 96, 132).
-    token = base64.urlsafe_b64encode(hashlib.sha256(seed.encode()).digest() * 2).decode().rstrip("=")
-    return f"https://thirdwx.qlogo.cn/mmopen/vi_32/{token[:86]}/132"
-
-
 #: What a snapshot page shows for every visitor: a virtual "微信用户" with the default grey avatar.
 SNAPSHOT_NICKNAME: Final = "微信用户"
-SNAPSHOT_AVATAR: Final = _avatar("snapshot")
+SNAPSHOT_AVATAR: Final = DEFAULT_AVATAR
 
 DEFAULT_APPS: Final[tuple[FakeApp, ...]] = (
     FakeApp(DEMO_APPID, DEMO_SECRET),
@@ -111,9 +111,9 @@ DEFAULT_APPS: Final[tuple[FakeApp, ...]] = (
 """Every ``FakeWeChat()`` registers copies of these: one app per login kind, all bound."""
 
 DEFAULT_USERS: Final[tuple[FakeUser, ...]] = (
-    FakeUser("alice", "Alice 🐼", stable_id("unionid", "alice"), _avatar("alice")),
-    FakeUser("bob", "小明✨🚀", stable_id("unionid", "bob"), _avatar("bob")),
-    # A raw C0 control character, as in a real capture (lanrion/weixin_authorize#52).
+    FakeUser("alice", "Alice 🐼", stable_id("unionid", "alice"), avatar_path("alice")),
+    FakeUser("bob", "小明✨🚀", stable_id("unionid", "bob"), avatar_path("bob")),
+    # A raw C0 control character, as in a real capture (lanrion/weixin_authorize#52); no avatar.
     FakeUser("carol", "\x14琦娅🍭", stable_id("unionid", "carol")),
     # Snapshot pages hand out a virtual "微信用户" with the default grey avatar.
     FakeUser("dave", SNAPSHOT_NICKNAME, stable_id("unionid", "dave"), SNAPSHOT_AVATAR, snapshot=True),
