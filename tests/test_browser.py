@@ -81,13 +81,6 @@ WECHAT_USER_AGENT = (
 )
 #: A desktop browser keeps Chromium's own User-Agent: it is not WeChat's, so it gets the QR flow.
 DESKTOP_VIEWPORT = {"width": 960, "height": 720}
-#: Served in place of WeChat's avatar CDN: the page may only talk to the two test sites.
-AVATAR_HOST = "thirdwx.qlogo.cn"
-AVATAR = (
-    b'<svg xmlns="http://www.w3.org/2000/svg" width="132" height="132"><rect width="132" height="132" rx="12" '
-    b'fill="#07c160"/><circle cx="66" cy="52" r="24" fill="#fff"/><rect x="26" y="86" width="80" height="40" '
-    b'rx="20" fill="#fff"/></svg>'
-)
 #: Where WeChat sends the browser back: in-WeChat authorization, and the QR login.
 CALLBACK_PATHS = ("/wechat/callback", "/wechat/qr/callback")
 #: A page of the app that embeds the QR login with the options of the query (self_redirect=1).
@@ -214,6 +207,8 @@ def _embed() -> str:
 def wechat() -> Iterator[FakeWeChatServer]:
     """The fake WeChat on its own loopback server: another site than the app."""
     with FakeWeChatServer() as server:
+        # The avatars it hands out point where the browser reaches it.
+        server.fake.public_url = f"http://{WECHAT_HOST}:{urlsplit(server.url).port}"
         yield server
 
 
@@ -256,7 +251,7 @@ def demo(request: pytest.FixtureRequest, tmp_path: Path, wechat: FakeWeChatServe
 
 @pytest.fixture
 def offsite() -> list[str]:
-    """URLs the page asked for off the two test sites (avatars are stubbed, the rest refused)."""
+    """URLs the page asked for off the two test sites (refused: the fake serves even the avatars)."""
     return []
 
 
@@ -271,10 +266,7 @@ def open_page(browser: Browser, offsite: list[str]) -> Iterator[Callable[..., Pa
             route.continue_()
             return
         offsite.append(route.request.url)
-        if url.hostname == AVATAR_HOST:
-            route.fulfill(status=200, content_type="image/svg+xml", body=AVATAR)
-        else:
-            route.abort()
+        route.abort()
 
     def open_(user_agent: str | None = None, viewport: dict[str, int] = VIEWPORT) -> Page:
         options: dict[str, Any] = {"viewport": viewport, "locale": "zh-CN"}
@@ -428,8 +420,8 @@ def test_login_with_a_chosen_user_lands_on_the_profile(page: Page, demo: Demo, s
     assert page.locator("#nickname").inner_text() == bob.nickname == "小明✨🚀"
     assert page.locator("#openid").inner_text() == demo.fake.openid_for(DEMO_APPID, "bob")
     assert page.locator("#unionid").inner_text() == bob.unionid
-    assert page.locator("img").get_attribute("src") == bob.headimgurl
-    assert offsite == [bob.headimgurl]  # nothing but the avatar left the two sites, and that was stubbed
+    assert page.locator("img").get_attribute("src") == demo.wechat_url + bob.headimgurl  # served by the fake
+    assert offsite == []  # nothing left the two sites
     shoot(page, "profile")
     # The session cookie carries the login: a fresh load stays logged in, and logging out ends it.
     page.goto(f"{demo.url}/profile")
@@ -478,7 +470,7 @@ def test_desktop_logs_in_by_qr_code(desktop: Page, demo: Demo, shoot: Any, offsi
     assert desktop.locator("#nickname").inner_text() == bob.nickname == "小明✨🚀"
     assert desktop.locator("#openid").inner_text() == demo.fake.openid_for(DEMO_OPEN_APPID, "bob")
     assert desktop.locator("#unionid").inner_text() == bob.unionid
-    assert offsite == [bob.headimgurl]
+    assert offsite == []
 
 
 def test_one_person_by_qr_and_in_wechat_is_one_user(

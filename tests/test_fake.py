@@ -336,7 +336,8 @@ def test_userinfo_body_bytes_are_raw_utf8_with_escaped_slashes(
         http, base, protocol.USERINFO_PATH, **protocol.userinfo_query(token["access_token"], token["openid"])
     )
     assert "Alice 🐼".encode() in response.content
-    assert b'"headimgurl":"https:\\/\\/thirdwx.qlogo.cn\\/mmopen\\/' in response.content
+    avatar = (base + fake_wechat.users["alice"].headimgurl).replace("/", "\\/").encode()
+    assert b'"headimgurl":"' + avatar + b'"' in response.content  # the fake's own avatar, slashes escaped
     assert response.content.endswith(b'\\/132","privilege":[],"unionid":"' + token["unionid"].encode() + b'"}')
     assert response.json()["nickname"] != "Alice 🐼"  # text/plain: requests decodes latin-1, as with WeChat
 

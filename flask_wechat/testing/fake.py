@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final
 from werkzeug.wrappers import Request, Response
 
 from .. import protocol
-from . import authorize, control, pages, qrconnect, wire, wxlogin
+from . import authorize, avatars, control, pages, qrconnect, wire, wxlogin
 from .accounts import (
     DEFAULT_APPS,
     DEFAULT_USERS,
@@ -55,6 +55,7 @@ __all__ = [
     "DEMO_SECRET",
     "ENDPOINT_PATHS",
     "JSCODE2SESSION_PATH",
+    "PUBLIC_URL_KEY",
     "AppKind",
     "FakeApp",
     "FakeUser",
@@ -65,6 +66,8 @@ __all__ = [
 JSCODE2SESSION_PATH: Final = protocol.JSCODE2SESSION_PATH
 #: What the request log shows in place of an AppSecret.
 REDACTED: Final = "[redacted]"
+#: WSGI environ key a caller in the same process (``install(app)``) sets to where browsers reach the fake.
+PUBLIC_URL_KEY: Final = "flask_wechat.fake.public_url"
 
 #: Endpoint names accepted by :meth:`FakeWeChat.fail_next` and friends.
 ENDPOINT_PATHS: Final = {
@@ -163,6 +166,9 @@ class FakeWeChat:
         self.requests: list[RecordedRequest] = []
         #: New TCP connections accepted (counted by the loopback server).
         self.connections = 0
+        #: Where browsers reach this fake (``scheme://host[:port][/prefix]``): its avatar URLs start here.
+        #: ``None``: where the ``/sns/userinfo`` request came in (see :meth:`public_base`).
+        self.public_url: str | None = None
         self._snapshots = 0
         # Copies of the defaults, like the users below.
         for app in [replace(app) for app in DEFAULT_APPS] if apps is None else apps:
@@ -353,6 +359,8 @@ class FakeWeChat:
             return qrconnect.confirm(self, request)
         if path in wxlogin.SCRIPT_PATHS:
             return wxlogin.serve(request)
+        if path.startswith(avatars.PATH_PREFIX):
+            return avatars.serve(request)
         if path.startswith("/_fake/"):
             return control.handle(self, request)
         if path == "/":
@@ -367,11 +375,23 @@ class FakeWeChat:
                 (path, "GET: wxLogin.js, new WxLogin({...}) embeds the QR login iframe")
                 for path in wxlogin.SCRIPT_PATHS
             ),
+            (avatars.PATH_PREFIX + "…/<size>", "GET: an avatar (SVG), as headimgurl points at"),
             *((path, f"GET: {name}") for name, path in ENDPOINT_PATHS.items()),
             *((path, f"{method}: {what}") for path, (method, what, _) in control.ENDPOINTS.items()),
         ]
         with self._lock:
             return pages.index_page(list(self.apps.values()), list(self.users.values()), endpoints)
+
+    def public_base(self, request: Request) -> str:
+        """Where browsers reach this fake, as seen from ``request`` (an API call from the app).
+
+        :attr:`public_url` when set, else what an in-process caller put in the environ
+        (:data:`PUBLIC_URL_KEY`), else the address the request came in at: the loopback
+        server serves both WeChat hosts on one origin, so the app's API base is the browser's too.
+        """
+        in_process = request.environ.get(PUBLIC_URL_KEY)
+        base = self.public_url or (in_process if isinstance(in_process, str) else None)
+        return (base or request.host_url.rstrip("/") + request.script_root).rstrip("/")
 
     def _answer(self, body: bytes, status: int = 200) -> Response:
         return Response(body, status, headers={"Content-Type": self.content_type})
@@ -392,7 +412,11 @@ class FakeWeChat:
                     raise SnsError(40066)
                 if request.method != "GET":
                     raise SnsError(43001)
-                body = wire.encode(self._HANDLERS[endpoint](self, params))
+                answer = self._HANDLERS[endpoint](self, params)
+                if str(answer.get("headimgurl", "")).startswith("/"):
+                    # One of the fake's own avatars: a URL browsers can load, like WeChat's CDN's.
+                    answer["headimgurl"] = self.public_base(request) + str(answer["headimgurl"])
+                body = wire.encode(answer)
             except SnsError as exc:
                 body = wire.error_body(exc.errcode)
         return self._answer(body)

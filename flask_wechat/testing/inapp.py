@@ -7,8 +7,10 @@ debug nor testing mode unless that app set ``WECHAT_FAKE = True`` itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
+from flask import has_request_context, request
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from ..errors import ConfigurationError
@@ -21,9 +23,10 @@ from .accounts import (
     DEMO_SECRET,
 )
 from .adapter import WSGIAdapter
-from .fake import FakeWeChat
+from .fake import PUBLIC_URL_KEY, FakeWeChat
 
 if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from flask import Flask
 
 __all__ = ["DEFAULT_PATH", "IN_APP_API_BASE_URL", "install"]
@@ -74,7 +77,21 @@ def install(app: Flask, *, path: str = DEFAULT_PATH, fake: FakeWeChat | None = N
         WECHAT_MINIPROGRAM_SECRET=DEMO_MINIPROGRAM_SECRET,
         WECHAT_OPEN_BASE_URL=path.rstrip("/"),
         WECHAT_API_BASE_URL=IN_APP_API_BASE_URL,
-        WECHAT_HTTP_ADAPTERS={IN_APP_API_BASE_URL: WSGIAdapter(fake)},
+        WECHAT_HTTP_ADAPTERS={IN_APP_API_BASE_URL: WSGIAdapter(_seen_from_browsers(fake, path.rstrip("/")))},
     )
     app.extensions[EXTENSION_KEY] = fake
     return fake
+
+
+def _seen_from_browsers(fake: FakeWeChat, path: str) -> WSGIApplication:
+    """``fake`` for the app's own API calls, told where browsers reach it: this app's origin, prefix and ``path``.
+
+    The calls are made while the app answers a browser, so the avatar URLs the fake
+    hands out (``headimgurl``) load in that browser, under any ``SCRIPT_NAME`` prefix.
+    """
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        origin = request.host_url.rstrip("/") + request.script_root if has_request_context() else ""
+        return fake({**environ, PUBLIC_URL_KEY: origin + path}, start_response)
+
+    return app
