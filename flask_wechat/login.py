@@ -11,7 +11,8 @@ the browser to WeChat. :meth:`Logins.finish` handles WeChat's callback, top to b
 5. the account and user are stored, with the outcome, in one transaction;
 6. the browser is logged in (in a renewed session) and sent to ``next``.
 
-Failures leave as :class:`~flask_wechat.errors.WeChatError`; the views turn them into pages.
+Failures leave as :class:`~flask_wechat.errors.WeChatError`; the views turn them into pages,
+whose "try again" :meth:`Logins.retry` reads from the failed callback's state.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from flask import Request, current_app, redirect, request, session, url_for
@@ -45,7 +47,7 @@ from .models import utcnow
 from .runtime import Runtime, WebFlow
 from .store import SQLStore, store_key
 
-__all__ = ["Logins"]
+__all__ = ["Logins", "Retry"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,14 @@ DENIED_CODE: Final = "authdeny"
 PROFILE_SCOPES: Final = frozenset({protocol.SCOPE_USERINFO, protocol.SCOPE_LOGIN})
 #: How long a second hit of one login waits for the first hit's outcome.
 DUPLICATE_WAIT_SECONDS: Final = 10.0
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How a failed login is tried again: the same kind (a login, or a binding), then on to ``next_url``."""
+
+    next_url: str
+    bind: bool = False
 
 
 class Logins:
@@ -124,6 +134,18 @@ class Logins:
         self.log_in(record.user, record)
         rt.browser.completed(signed)
         return redirect(next_url)
+
+    def retry(self, args: Any) -> Retry:
+        """How to try a failed callback again: as its state says (binding or login, and ``next``), else a login.
+
+        The state may be unreadable (not ours, expired) and a long ``next`` sits in the shared
+        store, which may be what failed: then the person tries a login to the default page.
+        """
+        try:
+            signed = self.runtime.states.verify(str(args.get("state", "")))
+            return Retry(self._next_url(signed), signed.bind)
+        except WeChatError:
+            return Retry(request.script_root + self.runtime.settings.default_next)
 
     def _without_session(self, flow: WebFlow, signed: SignedState) -> Response:
         """A callback this browser did not start: its cookie was lost, or the URL was planted or leaked.

@@ -39,7 +39,7 @@ from .errors import (
     WeChatError,
 )
 from .i18n import MESSAGES, pick_language
-from .login import Logins
+from .login import Logins, Retry
 from .miniprogram import error_answer, log_in_with_code, read_code
 from .runtime import WebFlow
 
@@ -126,13 +126,20 @@ class LoginViews:
 
     # -- pages ------------------------------------------------------------------------------
 
+    def language(self) -> str:
+        """The visitor's language (``zh-CN`` or ``en``): their Accept-Language, else ``WECHAT_DEFAULT_LANGUAGE``."""
+        return pick_language(request.headers.get("Accept-Language"), self.settings.default_language)
+
     def page(self, template: str, **context: object) -> str:
         """Render one of the extension's pages in the visitor's language (as ``t`` and ``lang``)."""
-        language = pick_language(request.headers.get("Accept-Language"), self.settings.default_language)
+        language = self.language()
         return render_template(template, t=MESSAGES[language], lang=language, **context)
 
-    def error_page(self, exc: WeChatError) -> Response:
-        """The page for a failed login; logs WeChat's errcode and rid, never a code or token."""
+    def error_page(self, exc: WeChatError, retry: Retry | None = None) -> Response:
+        """The page for a failed login or binding; logs WeChat's errcode and rid, never a code or token.
+
+        Its "try again" starts ``retry`` over: by default a login that goes on to this request's ``next``.
+        """
         status, words = next((status, key) for kind, status, key in _ERROR_PAGES if isinstance(exc, kind))
         if isinstance(exc, WeChatAPIError):
             log.warning("WeChat login failed: errcode %s (%s) rid=%s", exc.errcode, exc.errmsg, exc.rid)
@@ -141,8 +148,20 @@ class LoginViews:
             log.error("WeChat login failed: %s", exc)
         else:
             log.warning("WeChat login failed: %s", type(exc).__name__)
-        retry_url = url_for("wechat.login", next=self._next_url())
-        body = self.page("wechat/error.html", words=words, status=status, error=type(exc).__name__, retry_url=retry_url)
+        retry = retry or Retry(self._next_url())
+        kind = "bind" if retry.bind else "login"
+        if retry.bind and f"{words}_bind" in MESSAGES["en"]:
+            words = f"{words}_bind"
+        body = self.page(
+            "wechat/error.html",
+            title=f"{kind}_{'unavailable' if status >= 500 else 'failed'}",
+            words=words,
+            status=status,
+            error=type(exc).__name__,
+            retry_url=url_for(f"wechat.{kind}", next=retry.next_url),
+            next_url=retry.next_url,
+            bind=retry.bind,
+        )
         response = current_app.make_response((body, status))
         if status == 503:
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
@@ -199,7 +218,7 @@ class LoginViews:
         try:
             response = self.logins.finish(flow, request.args)
         except WeChatError as exc:
-            return self.error_page(exc)
+            return self.error_page(exc, self.logins.retry(request.args))
         if framed and response.status_code == 302:
             return self._private_page("wechat/continue.html", url=response.location)
         return response
@@ -266,7 +285,7 @@ class LoginViews:
         try:
             return self.logins.start(flow, self._next_url(), bind=True)
         except WeChatError as exc:
-            return self.error_page(exc)
+            return self.error_page(exc, Retry(self._next_url(), bind=True))
 
     def miniprogram_login(self) -> tuple[Response, int]:
         """JSON login for a mini program: ``{"code": "<wx.login() code>"}`` in, the user out."""

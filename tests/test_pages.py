@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from jinja2 import ChoiceLoader, DictLoader
+from werkzeug.test import TestResponse
 
 from flask_wechat.i18n import pick_language
-from flask_wechat.testing.fake import DEMO_OPEN_APPID, DEMO_OPEN_SECRET
+from flask_wechat.testing.fake import DEMO_OPEN_APPID, DEMO_OPEN_SECRET, FakeWeChat
 from flask_wechat.testing.server import FakeWeChatServer
 
 from .apps import make_app
+from .conftest import login, visit_wechat
 
 
 @pytest.mark.parametrize(
@@ -77,4 +83,77 @@ def test_the_app_can_override_a_page(app: Flask, tmp_path: Path) -> None:
     assert (
         answer.get_data(as_text=True)
         == "custom 400 StateError This login link has expired or was not started here. Please try again."
+    )
+
+
+# -- error pages: retry where the person came from, titled for what failed ------------------------
+
+
+def error_page(response: TestResponse) -> tuple[str, str, str]:
+    """(title, heading, retry link) of an error page."""
+    text = response.get_data(as_text=True)
+    title = re.search(r"<title>(.*?)</title>", text, re.S)
+    heading = re.search(r"<h1>(.*?)</h1>", text, re.S)
+    retry = re.search(r'<a class="button" id="wechat-retry" href="([^"]+)"', text)
+    assert title and heading and retry, text
+    return html.unescape(title.group(1).strip()), html.unescape(heading.group(1)), html.unescape(retry.group(1))
+
+
+def test_a_refused_login_retries_the_login_with_its_next(
+    app: Flask, client: FlaskClient, fake_wechat: FakeWeChat
+) -> None:
+    fake_wechat.deny_mode = "redirect"
+    trip = login(client, start="/wechat/login?next=" + quote("/profile?tab=2", safe=""), action="deny")
+    assert trip.response.status_code == 403
+    title, heading, retry = error_page(trip.response)
+    assert urlsplit(retry).path == "/wechat/login"
+    assert parse_qs(urlsplit(retry).query) == {"next": ["/profile?tab=2"]}
+    assert title == heading == "WeChat login failed"
+
+
+def bob_binds_alices_wechat(app: Flask, fake_wechat: FakeWeChat, action: str, language: str) -> TestResponse:
+    """Bob, logged in, starts binding from /settings and alice's WeChat answers (or refuses)."""
+    client = app.test_client()
+    login(client, user="bob")
+    bind = client.get("/wechat/bind?next=/settings")
+    answer = visit_wechat(bind.location, "alice", action)
+    callback = urlsplit(answer.headers["Location"])
+    return client.get(f"{callback.path}?{callback.query}", headers={"Accept-Language": language})
+
+
+def test_a_failed_binding_is_titled_as_one_and_retries_the_binding(app: Flask, fake_wechat: FakeWeChat) -> None:
+    login(app.test_client(), user="alice")  # alice's WeChat belongs to alice's user
+    taken = bob_binds_alices_wechat(app, fake_wechat, "allow", "en")
+    assert taken.status_code == 409
+    title, heading, retry = error_page(taken)
+    assert title == heading == "Could not link WeChat"
+    assert retry == "/wechat/bind?next=/settings"
+    assert 'id="wechat-back" href="/settings"' in taken.get_data(as_text=True)
+    assert "login" not in taken.get_data(as_text=True).lower().replace("/wechat/login", "")
+
+
+def test_a_refused_binding_in_chinese(app: Flask, fake_wechat: FakeWeChat) -> None:
+    fake_wechat.deny_mode = "redirect"
+    refused = bob_binds_alices_wechat(app, fake_wechat, "deny", "zh-CN")
+    assert refused.status_code == 403
+    title, heading, retry = error_page(refused)
+    assert title == heading == "绑定微信失败"
+    assert retry == "/wechat/bind?next=/settings"
+    assert "你没有在微信中授权绑定。" in refused.get_data(as_text=True)
+    assert "登录" not in refused.get_data(as_text=True)
+
+
+def test_an_unreadable_state_retries_a_login_to_the_default_page(client: FlaskClient) -> None:
+    page = client.get("/wechat/callback?state=nonsense&code=x", headers={"Accept-Language": "zh-CN"})
+    assert error_page(page) == ("微信登录失败", "微信登录失败", "/wechat/login?next=/")
+
+
+def test_wechat_being_unavailable_is_titled_so(app: Flask, client: FlaskClient, fake_wechat: FakeWeChat) -> None:
+    fake_wechat.fail_next("access_token", -1, times=5)
+    trip = login(client, start="/wechat/login?next=/profile")
+    assert trip.response.status_code == 503
+    assert error_page(trip.response) == (
+        "WeChat login is unavailable right now",
+        "WeChat login is unavailable right now",
+        "/wechat/login?next=/profile",
     )
