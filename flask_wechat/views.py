@@ -248,17 +248,31 @@ class LoginViews:
         return self.page("wechat/choose.html", next_url=self._next_url(), flows=sorted(self.logins.runtime.web))
 
     def wechat_qr_login(
-        self, next: str | None = None, element_id: str = "wechat-qr", self_redirect: bool = False, style: str = "black"
+        self,
+        next: str | None = None,
+        element_id: str = "wechat-qr",
+        self_redirect: bool = False,
+        style: str = "black",
+        *,
+        lang: str | None = None,
+        stylelite: bool = False,
+        fast_login: bool = True,
+        href: str | None = None,
     ) -> Markup:
         """Embed WeChat's QR login in any template: ``{{ wechat_qr_login(next="/me") }}``.
 
         The state is minted here, on the server, and checked by the callback exactly like
-        the redirect flow's. ``redirect_uri`` is passed pre-encoded, as wxLogin.js wants.
+        the redirect flow's. ``redirect_uri`` (and ``href``) are passed URL-encoded, as
+        wxLogin.js pastes them into its iframe's address unchanged. The other options are
+        wxLogin.js's: ``lang`` (``"cn"`` or ``"en"``; by default the page's language),
+        ``style`` (``"black"`` or ``"white"`` text), ``stylelite`` (WeChat's newer, smaller
+        QR; it ignores ``href``), ``fast_login=False`` (no "fast login" of a desktop WeChat)
+        and ``href`` (a stylesheet for the QR frame, often a ``data:text/css;base64,...`` URL).
         """
         flow = self.logins.runtime.web.get("qr")
         if flow is None:
             raise RuntimeError("wechat_qr_login needs WECHAT_OPEN_APPID and WECHAT_OPEN_SECRET")
-        options = {
+        options: dict[str, object] = {
             "self_redirect": self_redirect,
             "id": element_id,
             "appid": flow.appid,
@@ -266,7 +280,15 @@ class LoginViews:
             "redirect_uri": quote(url_for(flow.callback_endpoint, _external=True), safe=""),
             "state": self.logins.new_state(flow, safe_next_url(next, self._default_next())),
             "style": style,
+            "lang": "en" if (lang or self.language()) == "en" else "cn",
         }
+        # wxLogin.js checks `1 === stylelite` and `0 === fast_login`: other values mean the defaults.
+        if stylelite:
+            options["stylelite"] = 1
+        if not fast_login:
+            options["fast_login"] = 0
+        if href:
+            options["href"] = quote(href, safe="")
         script = self.settings.qr_script_url
         if script.startswith("/"):
             script = request.script_root + script  # a stand-in served inside this app (the fake)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
-from flask import Flask
+from flask import Flask, render_template_string, request
 from flask.testing import FlaskClient
 from jinja2 import ChoiceLoader, DictLoader
 from werkzeug.test import TestResponse
@@ -157,3 +158,52 @@ def test_wechat_being_unavailable_is_titled_so(app: Flask, client: FlaskClient, 
         "WeChat login is unavailable right now",
         "/wechat/login?next=/profile",
     )
+
+
+# -- the embedded QR: its language and wxLogin.js's documented options -----------------------------
+
+
+def widget_options(page: str) -> dict[str, object]:
+    """The options the page hands ``new WxLogin(...)``."""
+    found = re.search(r"new WxLogin\((\{.*?\})\);", page, re.S)
+    assert found, page
+    options: dict[str, object] = json.loads(found.group(1))
+    return options
+
+
+@pytest.fixture
+def qr_app(fake_wechat_server: FakeWeChatServer, database_uri: str) -> Flask:
+    app = make_app(
+        fake_wechat_server.url, database_uri, WECHAT_OPEN_APPID=DEMO_OPEN_APPID, WECHAT_OPEN_SECRET=DEMO_OPEN_SECRET
+    )
+
+    @app.get("/embed")
+    def embed() -> str:
+        return render_template_string(request.args["template"])
+
+    return app
+
+
+@pytest.mark.parametrize(("language", "lang"), [("en-US,en;q=0.9", "en"), ("zh-CN,zh;q=0.9", "cn"), ("fr", "en")])
+def test_the_embedded_qr_speaks_the_pages_language(qr_app: Flask, language: str, lang: str) -> None:
+    page = qr_app.test_client().get("/wechat/qr", headers={"Accept-Language": language}).get_data(as_text=True)
+    assert widget_options(page)["lang"] == lang
+
+
+def test_the_embedded_qr_takes_wxlogin_options(qr_app: Flask) -> None:
+    client = qr_app.test_client()
+    plain = widget_options(client.get("/embed", query_string={"template": "{{ wechat_qr_login() }}"}).text)
+    assert not {"stylelite", "fast_login", "href"} & set(plain)
+    template = (
+        "{{ wechat_qr_login(lang='en', stylelite=True, fast_login=False, style='white', "
+        "href='data:text/css;base64,Ym9keXt9+/=') }}"
+    )
+    options = widget_options(client.get("/embed", query_string={"template": template}).text)
+    assert options["lang"] == "en" and options["style"] == "white"
+    # wxLogin.js tests `1 === stylelite` and `0 === fast_login`, and pastes href in as it is, like redirect_uri.
+    assert options["stylelite"] == 1 and options["fast_login"] == 0
+    assert options["href"] == quote("data:text/css;base64,Ym9keXt9+/=", safe="")
+    chinese = client.get(
+        "/embed", query_string={"template": "{{ wechat_qr_login(lang='cn') }}"}, headers={"Accept-Language": "en"}
+    )
+    assert widget_options(chinese.text)["lang"] == "cn"
