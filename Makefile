@@ -31,9 +31,12 @@ $(BIN)/.docs-installed: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[docs]"
 	touch $@
 
-# The documentation site, every warning an error (configuration and API pages are generated from the code).
+# The documentation site, every warning an error (configuration and API pages are generated from the code),
+# then its checks (tests/test_docs.py: no CDN, diagrams drawn offline in Chromium, both languages). The first
+# build on a machine fetches the pinned Mermaid and jsdom with npm (docs/hooks.py); later builds are offline.
 docs: $(BIN)/.docs-installed
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	FLASK_WECHAT_DOCS_SITE=site $(BIN)/python -m pytest tests/test_docs.py -q
 
 $(BIN)/.bench-installed: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
