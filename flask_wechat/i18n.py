@@ -49,6 +49,7 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "logout_expired": "退出链接已过期，请再点一次“退出登录”。",
         "qr_heading": "微信扫码登录",
         "qr_hint": "请使用微信扫描二维码登录。",
+        "qr_in_wechat": "手机无法扫描自己屏幕上的二维码。请在电脑浏览器中打开本站，再用手机微信扫码登录。",
         "choose_heading": "选择登录方式",
         "choose_qr": "微信扫码登录",
         "choose_qr_hint": "在电脑或其他浏览器上，用手机微信扫码。",
@@ -91,6 +92,8 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "logout_expired": "That logout form has expired. Please press Log out once more.",
         "qr_heading": "Log in with WeChat",
         "qr_hint": "Scan the QR code with WeChat to log in.",
+        "qr_in_wechat": "A phone cannot scan a QR code on its own screen. Open this site in a computer's browser "
+        "and scan the code there with WeChat.",
         "choose_heading": "How would you like to log in?",
         "choose_qr": "Scan a QR code with WeChat",
         "choose_qr_hint": "On a computer or another browser: scan with WeChat on your phone.",

@@ -238,14 +238,35 @@ class LoginViews:
         """Where WeChat sends the browser back from a QR login (redirect page or embedded QR)."""
         return self._finish("qr")
 
-    def qr(self) -> str:
-        """A page of this site that shows WeChat's QR code (wxLogin.js); override ``wechat/qr.html``."""
+    def _in_wechat(self) -> bool:
+        return protocol.is_wechat_browser(request.headers.get("User-Agent", ""))
+
+    def qr(self) -> Response | str:
+        """A page of this site that shows WeChat's QR code (wxLogin.js); override ``wechat/qr.html``.
+
+        Inside WeChat a phone cannot scan its own screen: the visitor goes to the in-WeChat
+        login when the site has one, else the page says where the code can be scanned.
+        """
         self._flow("qr")
-        return self.page("wechat/qr.html", next_url=self._next_url())
+        if self._in_wechat() and "oa" in self.logins.runtime.web:
+            return redirect(url_for("wechat.login", flow="oa", next=self._next_url()))
+        return self.page("wechat/qr.html", next_url=self._next_url(), in_wechat=self._in_wechat())
 
     def choose(self) -> str:
-        """A page offering every configured way to log in; override ``wechat/choose.html``."""
-        return self.page("wechat/choose.html", next_url=self._next_url(), flows=sorted(self.logins.runtime.web))
+        """A page offering the ways to log in this browser can use, likeliest first; override ``wechat/choose.html``.
+
+        ``flows`` lists them in order: inside WeChat ``oa`` only (no QR code a phone could scan
+        there), elsewhere ``qr`` then ``oa``. ``qr_hidden`` says a QR login exists but was left out.
+        """
+        web = self.logins.runtime.web
+        in_wechat = self._in_wechat()
+        flows = ["oa"] if in_wechat else ["qr", "oa"]
+        return self.page(
+            "wechat/choose.html",
+            next_url=self._next_url(),
+            flows=[name for name in flows if name in web],
+            qr_hidden=in_wechat and "qr" in web,
+        )
 
     def wechat_qr_login(
         self,

@@ -207,3 +207,58 @@ def test_the_embedded_qr_takes_wxlogin_options(qr_app: Flask) -> None:
         "/embed", query_string={"template": "{{ wechat_qr_login(lang='cn') }}"}, headers={"Accept-Language": "en"}
     )
     assert widget_options(chinese.text)["lang"] == "cn"
+
+
+# -- inside WeChat, in-WeChat login leads and QR is not offered --------------------------------------
+
+IN_WECHAT = {"User-Agent": "Mozilla/5.0 (iPhone) Mobile/15E148 MicroMessenger/8.0.49(0x18003137) NetType/WIFI"}
+DESKTOP = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36"}
+
+
+def choices(page: str) -> list[tuple[str, str]]:
+    """(id, class) of each way to log in the chooser offers, in order."""
+    return [(id_, klass) for klass, id_ in re.findall(r'<a class="([^"]+)" id="(choose-\w+)"', page)]
+
+
+def test_the_chooser_leads_with_qr_on_a_desktop(qr_app: Flask) -> None:
+    page = qr_app.test_client().get("/wechat/choose?next=/profile", headers=DESKTOP).text
+    assert choices(page) == [("choose-qr", "button"), ("choose-oa", "button secondary")]
+
+
+def test_the_chooser_in_wechat_leads_with_wechat_and_hides_qr(qr_app: Flask) -> None:
+    page = qr_app.test_client().get("/wechat/choose?next=/profile", headers={**IN_WECHAT, "Accept-Language": "en"}).text
+    assert choices(page) == [("choose-oa", "button")]
+    assert 'href="/wechat/login?flow=oa&amp;next=/profile"' in page
+
+
+@pytest.fixture
+def qr_only(fake_wechat_server: FakeWeChatServer, tmp_path: Path) -> Flask:
+    return make_app(
+        fake_wechat_server.url,
+        f"sqlite:///{tmp_path / 'qr.db'}",
+        WECHAT_APPID=None,
+        WECHAT_SECRET=None,
+        WECHAT_OPEN_APPID=DEMO_OPEN_APPID,
+        WECHAT_OPEN_SECRET=DEMO_OPEN_SECRET,
+    )
+
+
+def test_the_chooser_in_wechat_explains_when_only_qr_exists(qr_only: Flask) -> None:
+    page = qr_only.test_client().get("/wechat/choose", headers={**IN_WECHAT, "Accept-Language": "zh-CN"}).text
+    assert choices(page) == []
+    assert 'id="choose-none"' in page and "电脑" in page
+    assert choices(qr_only.test_client().get("/wechat/choose", headers=DESKTOP).text) == [("choose-qr", "button")]
+
+
+def test_the_qr_page_in_wechat_sends_the_visitor_to_the_in_wechat_login(qr_app: Flask) -> None:
+    answer = qr_app.test_client().get("/wechat/qr?next=/profile", headers=IN_WECHAT)
+    assert answer.status_code == 302
+    assert answer.location == "/wechat/login?flow=oa&next=/profile"
+
+
+def test_the_qr_page_in_wechat_explains_without_an_official_account(qr_only: Flask) -> None:
+    answer = qr_only.test_client().get("/wechat/qr?next=/profile", headers={**IN_WECHAT, "Accept-Language": "en"})
+    assert answer.status_code == 200
+    assert "WxLogin" not in answer.text and 'id="qr-in-wechat"' in answer.text
+    assert "computer" in answer.text
+    assert "WxLogin" in qr_only.test_client().get("/wechat/qr", headers=DESKTOP).text
