@@ -53,13 +53,20 @@ def _visible(text: str) -> str:
     return "".join(ch for ch in text if ch >= " ").strip()
 
 
+#: The banner on every page, in the page's language: nobody may take the fake for WeChat.
+_BANNER: Final = {
+    "zh-CN": "模拟微信 · 本地测试，不是真正的微信",
+    "en": "Fake WeChat · local testing, not the real WeChat",
+}
+
+
 def _page(title: str, body: str, *, css: str = "", body_class: str = "", head: str = "", lang: str = "zh-CN") -> str:
     klass = f' class="{escape(body_class)}"' if body_class else ""
     return (
         f'<!doctype html>\n<html lang="{escape(lang)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_STYLE}{css}</style>{head}</head>"
-        f'<body{klass}><main><p class="banner">Fake WeChat · 本地测试，不是真正的微信</p>{body}</main></body></html>\n'
+        f'<body{klass}><main><p class="banner">{_BANNER.get(lang, _BANNER["zh-CN"])}</p>{body}</main></body></html>\n'
     )
 
 
@@ -99,7 +106,7 @@ def consent_page(
         f"<h1>{escape(app.name)}</h1><p>申请获得以下权限：</p>"
         f'<ul><li id="scope">{escape(_SCOPE_TEXT.get(scope, scope))}</li></ul>'
         f'<form method="post" action="{escape(action)}" id="consent">{"".join(hidden)}'
-        f"<fieldset><legend>以测试用户身份登录 / Sign in as</legend>{choices}</fieldset>"
+        f"<fieldset><legend>以测试用户身份登录</legend>{choices}</fieldset>"
         '<button type="submit" name="action" value="allow" id="allow">允许</button>'
         '<button type="submit" name="action" value="deny" id="deny">拒绝</button></form>'
         f'<p><small>redirect_uri: <code id="redirect-uri">{escape(redirect_uri)}</code></small></p>'
@@ -110,7 +117,7 @@ def consent_page(
 def error_page(errcode: int | None, text: str, detail: str) -> str:
     """An authorize-page error like WeChat's (``…，错误码：10003``) plus an English hint for the developer."""
     code = f'<span class="errcode">，错误码：<span id="errcode">{errcode}</span></span>' if errcode else ""
-    body = f'<h1 id="error">{escape(text)}{code}</h1><p><small>Fake WeChat: {escape(detail)}</small></p>'
+    body = f'<h1 id="error">{escape(text)}{code}</h1><p><small lang="en">Fake WeChat: {escape(detail)}</small></p>'
     return _page(text, body)
 
 
@@ -118,7 +125,7 @@ def denied_page(app: FakeApp) -> str:
     """What a refusal shows when WeChat does not redirect (the observed behaviour)."""
     body = (
         f'<h1 id="denied">你已拒绝授权</h1><p>{escape(app.name)} 未获得你的信息。</p>'
-        "<p><small>Fake WeChat: the user refused. Real WeChat does not redirect here "
+        '<p><small lang="en">Fake WeChat: the user refused. Real WeChat does not redirect here '
         "(iOS closes the page, Android shows a blank one); start the fake with "
         "deny_mode=&quot;redirect&quot; to get <code>redirect_uri?state=STATE</code> instead.</small></p>"
     )
@@ -149,8 +156,8 @@ _SCAN_TEXT: Final = {
     "cn": {
         "title": "微信登录",
         "hint": "使用微信扫一扫登录",
-        "dev": "Fake WeChat：这个二维码没人能扫。选择一个测试用户代为扫码并确认登录。",
-        "legend": "以测试用户身份扫码 / Scan as",
+        "dev": "模拟微信：这个二维码没人能扫。选择一个测试用户代为扫码并确认登录。",
+        "legend": "以测试用户身份扫码",
         "allow": "允许",
         "deny": "拒绝",
         "none": "没有可以扫码的测试用户。",
@@ -267,4 +274,4 @@ def index_page(apps: Iterable[FakeApp], users: Iterable[FakeUser], endpoints: It
         "<h1>Fake WeChat</h1><p>Imitates open.weixin.qq.com and api.weixin.qq.com for local tests.</p>"
         f"<h2>Endpoints</h2><ul>{rows}</ul><h2>Apps</h2><ul>{app_rows}</ul><h2>Users</h2><ul>{user_rows}</ul>"
     )
-    return _page("Fake WeChat", body)
+    return _page("Fake WeChat", body, lang="en")
