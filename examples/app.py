@@ -1,4 +1,4 @@
-"""The flask-wechat demo: a public page and a profile behind ``@login_required``.
+"""The flask-wechat demo: a public page and a profile behind ``@login_required``, in Chinese and English.
 
 Without any WeChat AppID configured it chooses to run against the built-in fake WeChat
 (``flask_wechat.testing.install``, with ``WECHAT_FAKE = True`` as its explicit opt-in) on
@@ -10,6 +10,9 @@ With real apps, set ``FLASK_WECHAT_APPID``/``FLASK_WECHAT_SECRET`` (Official Acc
 ``FLASK_WECHAT_OPEN_APPID``/``FLASK_WECHAT_OPEN_SECRET`` (website QR) and/or
 ``FLASK_WECHAT_MINIPROGRAM_APPID``/``..._SECRET`` (Flask reads ``FLASK_``-prefixed
 environment variables into the config).
+
+Its pages speak the visitor's language as the extension's do (``pick_language`` on the
+browser's Accept-Language) and extend the extension's ``wechat/base.html``, so they look alike.
 """
 
 from __future__ import annotations
@@ -17,15 +20,72 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Flask, render_template
+from flask import Flask, current_app, render_template, request
 from flask_login import current_user, login_required
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
 
 from flask_wechat import WeChat, WeChatAccountMixin, WeChatUserMixin
+from flask_wechat.i18n import MESSAGES, pick_language
+from flask_wechat.protocol import is_wechat_browser
 from flask_wechat.testing import install
 
 APPID_KEYS = ("WECHAT_APPID", "WECHAT_OPEN_APPID", "WECHAT_MINIPROGRAM_APPID")
+
+#: The demo's own words; the extension's are in flask_wechat.i18n.MESSAGES (``t`` in templates).
+WORDS: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "title": "flask-wechat 演示",
+        "heading": "微信登录演示",
+        "intro": "这个页面是公开的。“我的资料”需要微信登录：在微信里通过公众号授权，在电脑浏览器上扫码。",
+        "fake": "演示模式：没有配置微信 AppID，所有登录都由内置的模拟微信完成，可以任选一个测试用户登录。",
+        "profile": "微信登录，查看我的资料",
+        "qr": "在本页扫码登录",
+        "choose": "选择登录方式",
+        "hello": "你好，",
+        "no_nickname": "微信用户",
+        "avatar": "微信头像",
+        "logged_in": "已通过微信登录",
+        "user_id": "本站用户 ID",
+        "apps": "你用过的微信应用",
+        "official_account": "公众号",
+        "website": "网站应用",
+        "miniprogram": "小程序",
+        "other_app": "其他应用",
+        "bind": "绑定微信",
+        "bind_hint": "把当前的微信身份绑定到这个账号（在另一个微信应用中登录过时，会合并到同一个用户）。",
+    },
+    "en": {
+        "title": "flask-wechat demo",
+        "heading": "WeChat login demo",
+        "intro": "This page is public. Your profile needs a WeChat login: inside WeChat through the "
+        "Official Account, in a computer's browser by QR code.",
+        "fake": "Demo mode: no WeChat AppID is configured, so every login goes through the built-in fake "
+        "WeChat, where you pick a test user to log in as.",
+        "profile": "Log in with WeChat to see my profile",
+        "qr": "Scan a QR code on this site",
+        "choose": "Other ways to log in",
+        "hello": "Hello, ",
+        "no_nickname": "WeChat user",
+        "avatar": "WeChat avatar",
+        "logged_in": "Logged in with WeChat",
+        "user_id": "User id on this site",
+        "apps": "WeChat apps you used",
+        "official_account": "Official Account",
+        "website": "Website app",
+        "miniprogram": "Mini program",
+        "other_app": "Another app",
+        "bind": "Link WeChat",
+        "bind_hint": "Links your current WeChat identity to this account (joined to this user if you used "
+        "another WeChat app before).",
+    },
+}
+#: Which kind of WeChat app each AppID key configures (a word in WORDS).
+APP_KINDS = {
+    "WECHAT_APPID": "official_account",
+    "WECHAT_OPEN_APPID": "website",
+    "WECHAT_MINIPROGRAM_APPID": "miniprogram",
+}
 
 
 class Base(DeclarativeBase):
@@ -69,11 +129,30 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         db.create_all()
 
     def page() -> str:
-        if not current_user.is_authenticated:
-            return render_template("page.html", account=None)
-        accounts = wechat.accounts(current_user)
-        latest = max(accounts, key=lambda account: account.updated_at) if accounts else None
-        return render_template("page.html", account=latest, accounts=accounts, user=current_user)
+        """The demo's one page, in the visitor's language: public, or the logged-in user's profile."""
+        language = pick_language(request.headers.get("Accept-Language"), current_app.config["WECHAT_DEFAULT_LANGUAGE"])
+        words = WORDS[language]
+        context: dict[str, Any] = {
+            "lang": language,
+            "t": MESSAGES[language],
+            "w": words,
+            "fake": current_app.config.get("WECHAT_FAKE") is True,
+            "in_wechat": is_wechat_browser(request.headers.get("User-Agent", "")),
+            "qr": bool(current_app.config.get("WECHAT_OPEN_APPID")),
+            "user": None,
+        }
+        if current_user.is_authenticated:
+            accounts = wechat.accounts(current_user)
+            kinds = {current_app.config.get(key): kind for key, kind in APP_KINDS.items()}
+            latest = max(accounts, key=lambda account: account.updated_at) if accounts else None
+            context.update(
+                account=latest,
+                accounts=[(account, words[kinds.get(account.appid, "other_app")]) for account in accounts],
+                user=current_user,
+                # Shown when there is no avatar; nicknames may start with a control character.
+                initial=next((ch for ch in latest.nickname if ch > " "), "?") if latest else "?",
+            )
+        return render_template("page.html", **context)
 
     @app.get("/")
     def index() -> str:

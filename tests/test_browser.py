@@ -491,7 +491,7 @@ def test_one_person_by_qr_and_in_wechat_is_one_user(
     on_phone.assert_carried(session)
     assert phone.locator("#user-id").inner_text() == user_id
     assert phone.locator("#unionid").inner_text() == demo.fake.users["alice"].unionid
-    appids = phone.locator("#accounts tr td:first-child").all_inner_texts()
+    appids = [item.get_attribute("data-appid") for item in phone.locator("#accounts [data-appid]").all()]
     assert sorted(appids) == sorted([DEMO_APPID, DEMO_OPEN_APPID])  # one user, an account per WeChat app
     shoot(phone, "one-user-two-apps")
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -21,6 +24,7 @@ def example(tmp_path: Path, **config: object) -> Flask:
 
 
 WECHAT_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 MicroMessenger/8.0.50(0x1800323c)"
+DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 
 
 def in_app_login(client: FlaskClient, user: str) -> str:
@@ -73,3 +77,83 @@ def test_demo_against_a_wechat_on_loopback(tmp_path: Path, fake_wechat_server: F
     page = client.get("/profile").get_data(as_text=True)
     assert "琦娅🍭" in page
     assert client.get("/").status_code == 200
+
+
+# -- the demo speaks one language per page, the visitor's -------------------------------------------
+
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+#: Words a Chinese page may show in Latin letters: WeChat's own terms and the project's name.
+LATIN_TERMS = {"ID", "AppID", "openid", "unionid", "flask", "wechat", "Cookie"}
+
+
+class _UIText(HTMLParser):
+    """The words a page shows, leaving out data (``translate="no"``), styles and scripts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skipping: list[str] = []
+        self.words: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        skipped = self.skipping or tag in ("style", "script") or ("translate", "no") in attrs
+        if skipped and tag not in ("br", "img", "input", "meta", "link"):  # void elements have no end tag
+            self.skipping.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.skipping and self.skipping[-1] == tag:
+            self.skipping.pop()
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.words.append(data)
+
+
+def ui_text(page: str) -> str:
+    parser = _UIText()
+    parser.feed(page)
+    return " ".join(" ".join(parser.words).split())
+
+
+def assert_speaks(page: str, language: str) -> None:
+    """The page is in ``language`` only: no Chinese on an English page, no English words on a Chinese one."""
+    assert f'<html lang="{language}">' in page
+    text = ui_text(page)
+    if language == "en":
+        assert not CJK.search(text), text
+    else:
+        assert CJK.search(text), text
+        assert set(re.findall(r"[A-Za-z]{2,}", text)) <= LATIN_TERMS, text
+
+
+@pytest.mark.parametrize(("accept", "language"), [("zh-CN,zh;q=0.9", "zh-CN"), ("en-US,en;q=0.9", "en")])
+@pytest.mark.parametrize("user_agent", [WECHAT_UA, DESKTOP_UA])
+def test_every_demo_page_speaks_the_visitors_language(
+    tmp_path: Path, accept: str, language: str, user_agent: str
+) -> None:
+    app = example(tmp_path)
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = accept
+    client.environ_base["HTTP_USER_AGENT"] = user_agent
+    for path in ("/", "/wechat/choose?next=/profile", "/wechat/qr?next=/profile", "/wechat/callback?state=x"):
+        answer = client.get(path)
+        if answer.status_code != 302:  # WeChat's browser is sent from the QR page to the in-WeChat login
+            assert_speaks(answer.text, language)
+    profile = in_app_login(client, "bob")
+    assert_speaks(profile, language)
+    assert "小明✨🚀" in profile  # a nickname is data, shown as it is
+
+
+def test_the_demo_offers_qr_login_only_outside_wechat(tmp_path: Path) -> None:
+    client = example(tmp_path).test_client()
+    assert 'id="qr-link"' in client.get("/", headers={"User-Agent": DESKTOP_UA}).text
+    in_wechat = client.get("/", headers={"User-Agent": WECHAT_UA}).text
+    assert 'id="qr-link"' not in in_wechat and 'id="profile-link"' in in_wechat
+
+
+def test_the_profile_names_each_wechat_app_used(tmp_path: Path) -> None:
+    app = example(tmp_path)
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    page = in_app_login(client, "alice")
+    assert re.search(rf'data-appid="{DEMO_APPID}">\s*<span class="kind">Official Account</span>', page)
+    assert 'id="avatar"' in page and 'id="logout"' in page and 'id="bind"' in page
