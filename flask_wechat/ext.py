@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from flask import Flask, current_app
-from flask_login import LoginManager
+from flask import Flask, Request, current_app
+from flask_login import LoginManager, user_accessed
 
 from . import config, protocol
 from .accounts import Accounts, Grant, Identity, LoginRecord
@@ -21,6 +22,7 @@ from .client import WeChatApp
 from .compliance import redact_transport_logs
 from .errors import ConfigurationError, ReauthorizationRequired, RefreshTokenError
 from .login import Logins
+from .models import render_item
 from .runtime import Hooks, Runtime, UserFactory, build
 from .views import LoginViews
 
@@ -47,6 +49,7 @@ class WeChat:
         self.account_model = account_model
         self._hooks = Hooks()
         self._logins: WeakKeyDictionary[Flask, Logins] = WeakKeyDictionary()
+        self._loaders: WeakKeyDictionary[Flask, _GuardedLoaders] = WeakKeyDictionary()
         if app is not None:
             self.init_app(app)
 
@@ -96,9 +99,9 @@ class WeChat:
         app.extensions["wechat"] = self
         app.register_blueprint(views.blueprint(), url_prefix=settings.url_prefix)
         self._wire_login_manager(app, logins, views)
+        _wire_migrate(app)
 
-    @staticmethod
-    def _wire_login_manager(app: Flask, logins: Logins, views: LoginViews) -> None:
+    def _wire_login_manager(self, app: Flask, logins: Logins, views: LoginViews) -> None:
         manager: LoginManager | None = getattr(app, "login_manager", None)
         if manager is None:
             manager = LoginManager()
@@ -108,11 +111,10 @@ class WeChat:
             if manager.unauthorized_callback is None:
                 # Straight to WeChat: one browser round trip less than a hop through the login view.
                 manager.unauthorized_handler(views.send_to_wechat)
-        if manager.user_callback is None:
-            manager.user_loader(logins.load_user)
-        if manager.request_callback is None:
-            # Mini programs in token mode send "Authorization: Bearer <token>".
-            manager.request_loader(logins.load_request_user)
+        loaders = self._loaders[app] = _GuardedLoaders(manager, logins)
+        loaders.install()
+        # The app may register its own loaders after init_app: guard them before their first use.
+        user_accessed.connect(loaders.on_first_use, app)
 
     def user_creator(self, factory: UserFactory) -> UserFactory:
         """Decorate the function that turns a new WeChat :class:`Identity` into a local user.
@@ -200,3 +202,75 @@ class WeChat:
         if token is None or (token["expires_at"] <= time.time() and not accounts.refresh_window_open(account)):
             raise ReauthorizationRequired()
         return token
+
+
+class _GuardedLoaders:
+    """Flask-Login's loaders of one app, the app's own kept, with what the extension promises around them.
+
+    A user due for re-authorization (their refresh token died) is treated as logged out, whoever's
+    ``user_loader`` loaded them; a mini program's bearer token is tried before the app's own
+    ``request_loader``. Without loaders of the app's, the extension's own load the user.
+    """
+
+    def __init__(self, manager: LoginManager, logins: Logins) -> None:
+        self.manager = manager
+        self.logins = logins
+        self.user_loader: Callable[[str], Any] | None = None
+        self.request_loader: Callable[[Request], Any] | None = None
+
+    def install(self) -> None:
+        """Wrap whatever loaders are registered now (the wrappers themselves are left alone)."""
+        if self.manager.user_callback is None:
+            self.manager.user_loader(self.logins.load_user)
+        elif self.manager.user_callback not in (self.load_user, self.logins.load_user):
+            self.user_loader = self.manager.user_callback
+            self.manager.user_loader(self.load_user)
+        if self.manager.request_callback is None:
+            # Mini programs in token mode send "Authorization: Bearer <token>".
+            self.manager.request_loader(self.logins.load_request_user)
+        elif self.manager.request_callback not in (self.load_request, self.logins.load_request_user):
+            self.request_loader = self.manager.request_callback
+            self.manager.request_loader(self.load_request)
+
+    def on_first_use(self, sender: Flask, **extra: Any) -> None:
+        """Flask-Login's ``user_accessed`` signal, sent before it calls a loader: the app is set up by now."""
+        user_accessed.disconnect(self.on_first_use, sender)
+        self.install()
+
+    def load_user(self, user_id: str) -> Any:
+        assert self.user_loader is not None  # noqa: S101 - set before this wrapper is registered
+        return _unless_due_for_reauthorization(self.user_loader(user_id))
+
+    def load_request(self, request: Request) -> Any:
+        user = self.logins.load_request_user(request)
+        if user is None and self.request_loader is not None:
+            user = _unless_due_for_reauthorization(self.request_loader(request))
+        return user
+
+
+def _unless_due_for_reauthorization(user: Any) -> Any:
+    return None if user is not None and getattr(user, "wechat_reauthorization_required", False) else user
+
+
+def _wire_migrate(app: Flask) -> None:
+    """Have Flask-Migrate's autogenerate write UTCDateTime columns as plain ``sa.DateTime(timezone=True)``.
+
+    Its ``env.py`` passes ``Migrate(..., **kwargs)`` to Alembic's ``context.configure``; an app's own
+    ``render_item`` is kept and asked about everything else. Flask-Migrate set up after
+    ``wechat.init_app`` does not get it: pass ``render_item=flask_wechat.models.render_item`` to it then.
+    """
+    migrate = app.extensions.get("migrate")
+    options = getattr(migrate, "configure_args", None)
+    if not isinstance(options, dict):
+        return
+    own = options.get("render_item")
+    if own is None:
+        options["render_item"] = render_item
+    elif own is not render_item and not getattr(own, "_wechat_render_item", False):
+
+        def both(type_: str, obj: Any, autogen_context: Any) -> Any:
+            rendered = render_item(type_, obj, autogen_context)
+            return own(type_, obj, autogen_context) if rendered is False else rendered
+
+        both._wechat_render_item = True  # type: ignore[attr-defined]
+        options["render_item"] = both

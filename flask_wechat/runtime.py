@@ -16,6 +16,8 @@ from typing import Any, Final
 
 from flask import Flask
 from requests.adapters import BaseAdapter
+from sqlalchemy import inspect
+from sqlalchemy.orm import Mapper
 
 from . import config, protocol
 from .accounts import Accounts, Identity
@@ -25,9 +27,10 @@ from .config import Credentials
 from .crypto import TokenCipher
 from .errors import ConfigurationError
 from .loginstate import BrowserLogins, StateCodec
+from .models import table_of
 from .store import RedisStore, SharedStore, SQLStore
 
-__all__ = ["Hooks", "Runtime", "UserFactory", "WebFlow", "build"]
+__all__ = ["Hooks", "Runtime", "UserFactory", "WebFlow", "build", "check_models"]
 
 UserFactory = Callable[[Identity], Any]
 
@@ -87,6 +90,59 @@ class Runtime:
         return next((flow for flow in self.web.values() if flow.appid == appid), None)
 
 
+#: What the extension reads and writes on the app's models: what the mixins give them.
+USER_ATTRIBUTES: Final = ("id", "wechat_unionid", "wechat_reauthorization_required", "wechat_token_version", "get_id")
+ACCOUNT_ATTRIBUTES: Final = (
+    "id",
+    "appid",
+    "openid",
+    "unionid",
+    "nickname",
+    "avatar_url",
+    "scope",
+    "access_token",
+    "refresh_token",
+    "session_key",
+    "access_token_expires_at",
+    "refresh_token_expires_at",
+    "profile_updated_at",
+    "updated_at",
+    "user_id",
+    "user",
+)
+
+
+def _mapper(model: type[Any], role: str) -> Mapper[Any]:
+    mapper = inspect(model, raiseerr=False)
+    if not isinstance(mapper, Mapper):
+        raise ConfigurationError(
+            f"{role} {getattr(model, '__name__', model)!r} is not a mapped SQLAlchemy model: pass your db.Model class"
+        )
+    return mapper
+
+
+def check_models(user_model: type[Any], account_model: type[Any]) -> None:
+    """Refuse models that lack what the extension relies on, naming the missing piece and the fix."""
+    users, accounts = _mapper(user_model, "user_model"), _mapper(account_model, "account_model")
+    for model, names, mixin in (
+        (user_model, USER_ATTRIBUTES, "WeChatUserMixin"),
+        (account_model, ACCOUNT_ATTRIBUTES, "WeChatAccountMixin"),
+    ):
+        missing = [name for name in names if not hasattr(model, name)]
+        if missing:
+            raise ConfigurationError(
+                f"{model.__name__} lacks {', '.join(missing)}: add {mixin} to its bases, before db.Model"
+            )
+    table = table_of(users)
+    referred = {fk.target_fullname.rpartition(".")[0] for fk in table_of(accounts).c.user_id.foreign_keys}
+    if referred != {table.fullname}:
+        raise ConfigurationError(
+            f"{account_model.__name__}.user_id refers to the table {', '.join(sorted(referred)) or 'nothing'!r}, "
+            f"but the user model {user_model.__name__} is the table {table.fullname!r}: "
+            "set wechat_user_table and wechat_user_class on the account model"
+        )
+
+
 def _secret_keys(app: Flask) -> list[str | bytes]:
     """The keys that sign login states: SECRET_KEY first, then Flask's fallbacks."""
     if not app.secret_key:
@@ -105,6 +161,7 @@ def build(
     mounts: Mapping[str, BaseAdapter],
 ) -> Runtime:
     """Build the complete runtime of ``app``: clients, codec, store and models."""
+    check_models(user_model, account_model)
     cipher = TokenCipher(settings.token_keys) if settings.token_keys else None
     accounts = partial(Accounts, db.session, user_model, account_model, cipher)
     adapter = KeepAliveAdapter(pool_connections=4, pool_maxsize=32)
