@@ -16,7 +16,7 @@ from alembic import context
 from flask import current_app
 from sqlalchemy import MetaData
 
-from flask_wechat.models import UTCDateTime
+from flask_wechat.models import render_item
 from flask_wechat.store import store_table
 
 config = context.config
@@ -32,24 +32,15 @@ engine = migrate.db.engine
 #: What autogenerate compares the database with.
 target_metadata: list[MetaData] = [migrate.db.metadata, store_table.metadata]
 
-
-def _render_item(kind: str, item: Any, autogen_context: Any) -> str | bool:
-    # A revision must not import app code that changes after it was written: the models'
-    # UTCDateTime is a timezone-aware DateTime in the database, so write it as one.
-    if kind == "type" and isinstance(item, UTCDateTime):
-        return "sa.DateTime(timezone=True)"
-    return False
+# A revision must not import app code that changes after it was written: the models'
+# UTCDateTime is a timezone-aware DateTime in the database, and render_item writes it as one.
+# (wechat.init_app gives Flask-Migrate the same hook; an app's own render_item wins here.)
+options: dict[str, Any] = {"render_item": render_item, **migrate.configure_args}
 
 
 def run_migrations_offline() -> None:
     """Write the SQL to stdout (``flask db upgrade --sql``) instead of running it."""
-    context.configure(
-        url=engine.url,
-        target_metadata=target_metadata,
-        literal_binds=True,
-        render_item=_render_item,
-        **migrate.configure_args,
-    )
+    context.configure(url=engine.url, target_metadata=target_metadata, literal_binds=True, **options)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -63,15 +54,11 @@ def _skip_empty_autogenerate(ctx: Any, revision: Any, directives: list[Any]) -> 
 
 def run_migrations_online() -> None:
     """Run the migrations against the app's database."""
-    options = {
-        "process_revision_directives": _skip_empty_autogenerate,
-        "render_item": _render_item,
-        **migrate.configure_args,
-    }
+    online = {"process_revision_directives": _skip_empty_autogenerate, **options}
     with engine.connect() as connection:
         # SQLite can only change a table by copying it: batch mode does that for later revisions.
-        options.setdefault("render_as_batch", connection.dialect.name == "sqlite")
-        context.configure(connection=connection, target_metadata=target_metadata, **options)
+        online.setdefault("render_as_batch", connection.dialect.name == "sqlite")
+        context.configure(connection=connection, target_metadata=target_metadata, **online)
         with context.begin_transaction():
             context.run_migrations()
 

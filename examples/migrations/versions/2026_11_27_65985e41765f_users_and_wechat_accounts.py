@@ -70,7 +70,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_wechat_store_expires_at", table_name="wechat_store")
     op.drop_table("wechat_store")
-    op.drop_index("ix_wechat_accounts_user_id", table_name="wechat_accounts")
-    op.drop_index("ix_wechat_accounts_unionid", table_name="wechat_accounts")
+    # Dropping the table drops its indexes; MariaDB refuses to drop the foreign key's index first.
     op.drop_table("wechat_accounts")
     op.drop_table("users")
