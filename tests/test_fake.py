@@ -25,6 +25,10 @@ from flask_wechat import errors, protocol
 from flask_wechat.testing import (
     DEFAULT_USERS,
     DEMO_APPID,
+    DEMO_MINIPROGRAM_APPID,
+    DEMO_MINIPROGRAM_SECRET,
+    DEMO_OPEN_APPID,
+    DEMO_OPEN_SECRET,
     DEMO_SECRET,
     FakeApp,
     FakeUser,
@@ -767,3 +771,41 @@ def test_fake_modules_import_one_way() -> None:
     except graphlib.CycleError as exc:
         # graphlib lists each module before the ones that import it; reversed, it reads "imports".
         pytest.fail(f"import circle in flask_wechat.testing: {' -> '.join(reversed(exc.args[1]))}")
+
+
+# -- flask wechat fake-server ---------------------------------------------------------------------
+
+
+def test_fake_server_prints_where_to_point_the_app_and_each_apps_credentials() -> None:
+    code = "from flask_wechat.testing.cli import fake_server; fake_server(['--port', '0'])"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as process:
+        try:
+            check_what_the_fake_server_prints(process)
+        finally:
+            process.terminate()
+
+
+def check_what_the_fake_server_prints(process: subprocess.Popen[str]) -> None:
+    """Its URL, where to set it, and each demo app's AppID and secret under their config keys."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    while not lines or not lines[-1].startswith(" * Test users:"):
+        line = process.stdout.readline()
+        assert line, "".join(lines)
+        lines.append(line)
+    printed = "".join(lines)
+    url = re.search(r"Fake WeChat on (http://127\.0\.0\.1:\d+)", printed)
+    assert url is not None, printed
+    assert f'WECHAT_OPEN_BASE_URL = "{url.group(1)}"' in printed
+    assert f'WECHAT_API_BASE_URL = "{url.group(1)}"' in printed
+    for prefix, appid, secret in [
+        ("WECHAT", DEMO_APPID, DEMO_SECRET),
+        ("WECHAT_OPEN", DEMO_OPEN_APPID, DEMO_OPEN_SECRET),
+        ("WECHAT_MINIPROGRAM", DEMO_MINIPROGRAM_APPID, DEMO_MINIPROGRAM_SECRET),
+    ]:
+        assert f'{prefix}_APPID = "{appid}"\n' in printed and f'{prefix}_SECRET = "{secret}"\n' in printed
+    # The printed URL serves: an app configured from these lines reaches the fake.
+    assert requests.get(url.group(1) + "/", timeout=5).status_code == 200

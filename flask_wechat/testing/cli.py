@@ -18,6 +18,7 @@ __all__ = ["fake_server"]
 def fake_server(host: str, port: int, rtt_ms: float) -> None:
     """Run the built-in fake WeChat (both hosts) for local development and tests.
 
-    Point WECHAT_OPEN_BASE_URL and WECHAT_API_BASE_URL at the URL it prints.
+    It prints the URL to point WECHAT_OPEN_BASE_URL and WECHAT_API_BASE_URL at, and the
+    AppID and secret of each of its apps (made-up test values) under their config keys.
     """
     serve_forever(host=host, port=port, request_latency=rtt_ms / 1000, connect_latency=2 * rtt_ms / 1000)

@@ -21,14 +21,21 @@ from urllib.parse import quote
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
+from .accounts import AppKind
 from .fake import FakeWeChat
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["FakeWeChatServer", "serve_forever"]
+__all__ = ["FakeWeChatServer", "describe", "serve_forever"]
 
 _Answer = tuple[str, list[tuple[str, str]], list[bytes]]
+#: The config keys of each kind of app, as flask_wechat reads them.
+_CONFIG_PREFIX: dict[AppKind, str] = {
+    "official_account": "WECHAT",
+    "website": "WECHAT_OPEN",
+    "miniprogram": "WECHAT_MINIPROGRAM",
+}
 
 
 def _call(app: WSGIApplication, environ: WSGIEnvironment) -> _Answer:
@@ -237,6 +244,30 @@ class FakeWeChatServer:
         return self.fake(environ, start_response)
 
 
+def describe(server: FakeWeChatServer) -> str:
+    """What a developer needs to point an app at a running fake: its URL, and each app's AppID and secret.
+
+    The credentials are made up and known to this fake only, so printing them leaks nothing.
+    """
+    lines = [
+        f" * Fake WeChat on {server.url} (Ctrl+C to stop). Not WeChat: anyone logs in as any test user.",
+        " * Point your app at it:",
+        f'     WECHAT_OPEN_BASE_URL = "{server.url}"',
+        f'     WECHAT_API_BASE_URL = "{server.url}"',
+        " * Its apps (made-up test credentials, known to this fake only):",
+    ]
+    for app in server.fake.apps.values():
+        prefix = _CONFIG_PREFIX[app.kind]
+        lines += [
+            f"     {app.name} ({app.kind})",
+            f'         {prefix}_APPID = "{app.appid}"',
+            f'         {prefix}_SECRET = "{app.secret}"',
+        ]
+    users = ", ".join(user.key + (" (snapshot)" if user.snapshot else "") for user in server.fake.users.values())
+    lines.append(f" * Test users: {users}")
+    return "\n".join(lines)
+
+
 def serve_forever(
     fake: FakeWeChat | None = None,
     host: str = "127.0.0.1",
@@ -248,5 +279,5 @@ def serve_forever(
     """Run a fake WeChat in the foreground (for a CLI); blocks until Ctrl+C."""
     server = FakeWeChatServer(fake, host, port, request_latency=request_latency, connect_latency=connect_latency)
     server.bind()
-    print(f" * Fake WeChat on {server.url} (apps: {', '.join(server.fake.apps)}; Ctrl+C to stop)", flush=True)
+    print(describe(server), flush=True)
     server.serve_forever()
