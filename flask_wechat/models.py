@@ -34,7 +34,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
-    false,
     inspect,
     text,
 )
@@ -49,6 +48,9 @@ __all__ = ["UTCDateTime", "WeChatAccountMixin", "WeChatUserMixin", "render_item"
 #: The database's clock, for rows that exist before the column does (and rows written without the ORM).
 #: SQLite and PostgreSQL give UTC; MySQL and MariaDB give the session's time zone.
 CURRENT_TIMESTAMP: Final = text("CURRENT_TIMESTAMP")
+#: Written as such into a revision, it runs on SQLite, PostgreSQL and MySQL alike (``sa.false()``
+#: would be rendered for the database autogenerate ran on: ``0``, which PostgreSQL refuses for a boolean).
+FALSE: Final = text("false")
 
 
 def utcnow() -> datetime:
@@ -99,13 +101,14 @@ def _on_table(column: MappedColumn[Any], constraint: Callable[[Column[Any], Tabl
     """Give ``column``'s table ``constraint(column, table)`` once the column joins it.
 
     Constraints named after the table they land on, without ``__table_args__``: the app's
-    model keeps its own. The listener travels with the copies declarative makes of a mixin's column.
+    model keeps its own. Only for a column made by a ``declared_attr`` (one per class): copies
+    of a table (``to_metadata``, Alembic's) copy the constraint, not the listener.
     """
 
     def attach(target: Column[Any], table: Table) -> None:
         table.append_constraint(constraint(target, table))
 
-    event.listen(column.column, "after_parent_attach", attach, propagate=True)
+    event.listen(column.column, "after_parent_attach", attach)
     return column
 
 
@@ -121,11 +124,18 @@ class WeChatUserMixin:
     """
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    #: The person's unionid across all WeChat apps of one Open Platform account; unique (the constraint
-    #: ``uq_<table>_wechat_unionid``), so two simultaneous first logins of one person cannot make two users.
-    wechat_unionid: Mapped[str | None] = _on_table(mapped_column(String(64), default=None), _unique)
+
+    @declared_attr
+    def wechat_unionid(cls) -> Mapped[str | None]:
+        """The person's unionid across all WeChat apps of one Open Platform account.
+
+        Unique (the constraint ``uq_<table>_wechat_unionid``), so two simultaneous first
+        logins of one person cannot make two users.
+        """
+        return _on_table(mapped_column(String(64), default=None), _unique)
+
     #: Set when a refresh token of theirs died: the next protected page sends them through WeChat.
-    wechat_reauthorization_required: Mapped[bool] = mapped_column(default=False, server_default=false())
+    wechat_reauthorization_required: Mapped[bool] = mapped_column(default=False, server_default=FALSE)
     #: Part of every mini program bearer token; logout bumps it, which revokes the tokens issued before.
     wechat_token_version: Mapped[int] = mapped_column(default=0, server_default="0")
     #: For users that exist before the column does, the time the column was added.

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import Index, Integer, String, UniqueConstraint, inspect
+from sqlalchemy import Index, Integer, MetaData, String, UniqueConstraint, inspect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flask_wechat import ConfigurationError, WeChat, WeChatAccountMixin, WeChatUserMixin
@@ -204,8 +204,21 @@ def test_every_constraint_and_index_has_a_name() -> None:
     for table in (User.__table__, WeChatAccount.__table__):
         for item in named_constraints(table):
             assert isinstance(item.name, str) and item.name, (table.name, item)
-    fk_names = {c.name for c in WeChatAccount.__table__.foreign_key_constraints}
-    assert fk_names == {"fk_we_chat_account_user_id_user"}
+    fk_names = [c.name for c in WeChatAccount.__table__.foreign_key_constraints]
+    assert fk_names == ["fk_we_chat_account_user_id_user"]
+
+
+def test_a_copy_of_the_tables_has_each_constraint_once() -> None:
+    # Alembic copies tables (to_table, to_metadata); a constraint added twice renders twice.
+    _, User, WeChatAccount = models()
+    copies = MetaData()
+    for table in (User.__table__, WeChatAccount.__table__):
+        copy = table.to_metadata(copies)
+
+        def names(constraints: Any) -> list[tuple[str, str]]:
+            return sorted((type(c).__name__, str(c.name)) for c in constraints)
+
+        assert names(copy.constraints) == names(table.constraints), table.name
 
 
 def test_utc_datetime_renders_as_a_plain_sqlalchemy_type_in_a_revision() -> None:
