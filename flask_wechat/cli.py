@@ -33,7 +33,17 @@ __all__ = ["wechat_cli"]
 
 #: SECRET_KEY values copied from examples and tutorials: anyone can forge sessions with them.
 PLACEHOLDER_SECRET_KEYS: Final = frozenset(
-    {"demo-only-change-me", "change-me", "changeme", "change-this", "dev", "development", "secret", "secret-key"}
+    {
+        "demo-only-change-me",
+        "dev-only-change-me",
+        "change-me",
+        "changeme",
+        "change-this",
+        "dev",
+        "development",
+        "secret",
+        "secret-key",
+    }
 )
 #: Shorter keys can be guessed; Flask's docs suggest ``secrets.token_hex()`` (64 characters).
 MIN_SECRET_KEY_LENGTH: Final = 16

@@ -345,3 +345,11 @@ def test_unlinking_one_of_two_linked_accounts_keeps_the_person_on_the_user(tmp_p
     finally:
         with app.app_context():
             demo_db.engine.dispose()
+
+
+def test_check_on_the_existing_app_example_warns_about_its_placeholder_key(tmp_path: Path) -> None:
+    from examples.existing_app.v2 import app as example
+
+    app = example.create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'a.db'}", "WECHAT_FAKE": True})
+    result = run(app, "check")
+    assert "SECRET_KEY is the placeholder 'dev-only-change-me'" in "\n".join(lines_of("warning", result.output))
