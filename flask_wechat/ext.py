@@ -252,25 +252,40 @@ def _unless_due_for_reauthorization(user: Any) -> Any:
     return None if user is not None and getattr(user, "wechat_reauthorization_required", False) else user
 
 
+def _migrate_options(app: Flask) -> dict[str, Any] | None:
+    """The options Flask-Migrate's ``env.py`` passes to Alembic, when Flask-Migrate is set up."""
+    options = getattr(app.extensions.get("migrate"), "configure_args", None)
+    return options if isinstance(options, dict) else None
+
+
 def _wire_migrate(app: Flask) -> None:
     """Have Flask-Migrate's autogenerate write UTCDateTime columns as plain ``sa.DateTime(timezone=True)``.
 
     Its ``env.py`` passes ``Migrate(..., **kwargs)`` to Alembic's ``context.configure``; an app's own
     ``render_item`` is kept and asked about everything else. Flask-Migrate set up after
-    ``wechat.init_app`` does not get it: pass ``render_item=flask_wechat.models.render_item`` to it then.
+    ``wechat.init_app`` does not get it (``flask wechat check`` says so): pass
+    ``render_item=flask_wechat.models.render_item`` to it then.
     """
-    migrate = app.extensions.get("migrate")
-    options = getattr(migrate, "configure_args", None)
-    if not isinstance(options, dict):
+    options = _migrate_options(app)
+    if options is None or migrate_renders_plain_types(app):
         return
     own = options.get("render_item")
     if own is None:
         options["render_item"] = render_item
-    elif own is not render_item and not getattr(own, "_wechat_render_item", False):
+        return
 
-        def both(type_: str, obj: Any, autogen_context: Any) -> Any:
-            rendered = render_item(type_, obj, autogen_context)
-            return own(type_, obj, autogen_context) if rendered is False else rendered
+    def both(type_: str, obj: Any, autogen_context: Any) -> Any:
+        rendered = render_item(type_, obj, autogen_context)
+        return own(type_, obj, autogen_context) if rendered is False else rendered
 
-        both._wechat_render_item = True  # type: ignore[attr-defined]
-        options["render_item"] = both
+    both._wechat_render_item = True  # type: ignore[attr-defined]
+    options["render_item"] = both
+
+
+def migrate_renders_plain_types(app: Flask) -> bool | None:
+    """Whether Flask-Migrate writes UTCDateTime as a plain SQLAlchemy type; ``None`` without Flask-Migrate."""
+    options = _migrate_options(app)
+    if options is None:
+        return None
+    hook = options.get("render_item")
+    return hook is render_item or bool(getattr(hook, "_wechat_render_item", False))

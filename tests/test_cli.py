@@ -353,3 +353,19 @@ def test_check_on_the_existing_app_example_warns_about_its_placeholder_key(tmp_p
     app = example.create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'a.db'}", "WECHAT_FAKE": True})
     result = run(app, "check")
     assert "SECRET_KEY is the placeholder 'dev-only-change-me'" in "\n".join(lines_of("warning", result.output))
+
+
+def test_check_warns_when_flask_migrate_would_write_revisions_that_do_not_run(apps: Callable[..., Flask]) -> None:
+    from flask_migrate import Migrate
+
+    app = apps(SERVER_NAME="login.example.com", PREFERRED_URL_SCHEME="https")
+    Migrate(app, db)  # after wechat.init_app: autogenerate would write flask_wechat.models.UTCDateTime()
+    [warning] = lines_of("warning", run(app, "check").output)
+    assert "Flask-Migrate" in warning and "render_item=flask_wechat.models.render_item" in warning
+
+
+def test_check_is_content_with_flask_migrate_set_up_first(tmp_path: Path) -> None:
+    from examples.existing_app.v2 import app as example
+
+    app = example.create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'a.db'}", "WECHAT_FAKE": True})
+    assert "Flask-Migrate" not in run(app, "check").output
