@@ -157,3 +157,13 @@ def test_the_profile_names_each_wechat_app_used(tmp_path: Path) -> None:
     page = in_app_login(client, "alice")
     assert re.search(rf'data-appid="{DEMO_APPID}">\s*<span class="kind">Official Account</span>', page)
     assert 'id="avatar"' in page and 'id="logout"' in page and 'id="bind"' in page
+
+
+def test_the_demos_requirements_are_the_packages_dependencies() -> None:
+    """``make demo`` installs examples/requirements.txt and runs the package from the checkout: nothing more."""
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parents[1]
+    with (root / "pyproject.toml").open("rb") as file:
+        dependencies = tomllib.load(file)["project"]["dependencies"]
+    lines = (root / "examples" / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert [line for line in lines if line and not line.startswith("#")] == dependencies
