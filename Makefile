@@ -68,7 +68,7 @@ bench: $(BIN)/.bench-installed
 
 # Refresh docs/screenshots/ from the browser test (needs /usr/bin/chromium and CJK/emoji fonts).
 screenshots: $(BIN)/.installed
-	FLASK_WECHAT_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/test_browser.py
+	WECHAT_TEST_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/test_browser.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) build dist site *.egg-info examples/instance instance

@@ -20,14 +20,20 @@ launches Chromium once its two servers listen, with ``--unsafely-treat-insecure-
 naming their two origins. Chromium sends the ``Sec-Fetch-*`` request headers to such origins
 only, and the app relies on them to tell WeChat's QR frame (``self_redirect``) from the top window.
 
-Set ``FLASK_WECHAT_SCREENSHOTS=docs/screenshots`` to refresh the docs' screenshots (each test's
-``shoot(page, name)`` saves ``name.png``; the docs pages reference them by that name).
+Each page of the demo is checked as a visitor would see it, on a 390 px phone in WeChat and on a
+desktop, in Chinese and in English: every image loaded, nothing wider than the screen, and one
+language per page, the browser's (:func:`check_demo_page`).
+
+Set ``WECHAT_TEST_SCREENSHOTS=docs/screenshots`` to refresh the docs' screenshots (each test's
+``shoot(page, name)`` saves ``name.png``; the docs pages reference them by that name). The name has
+no ``FLASK_`` prefix: the demo reads ``FLASK_*`` variables into its config, which warns about unknown keys.
 Without Chromium or Playwright the module is skipped, except under CI, where it fails.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -74,13 +80,13 @@ CHROMIUM_ARGS = [
 ]
 #: A phone-sized window with the User-Agent of WeChat's in-app browser: the Official Account
 #: flow is the one for WeChat's browser (a desktop browser is offered the QR flow instead).
-VIEWPORT = {"width": 420, "height": 760}
+VIEWPORT = {"width": 390, "height": 844}
 WECHAT_USER_AGENT = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Mobile/15E148 MicroMessenger/8.0.49(0x18003137) NetType/WIFI Language/zh_CN"
 )
 #: A desktop browser keeps Chromium's own User-Agent: it is not WeChat's, so it gets the QR flow.
-DESKTOP_VIEWPORT = {"width": 960, "height": 720}
+DESKTOP_VIEWPORT = {"width": 1280, "height": 800}
 #: Where WeChat sends the browser back: in-WeChat authorization, and the QR login.
 CALLBACK_PATHS = ("/wechat/callback", "/wechat/qr/callback")
 #: A page of the app that embeds the QR login with the options of the query (self_redirect=1).
@@ -89,7 +95,7 @@ EMBED_TEMPLATE = (
 )
 
 try:
-    from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Request, Route, sync_playwright
+    from playwright.sync_api import Browser, BrowserContext, Frame, Page, Playwright, Request, Route, sync_playwright
 except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None  # type: ignore[assignment]
 
@@ -268,8 +274,9 @@ def open_page(browser: Browser, offsite: list[str]) -> Iterator[Callable[..., Pa
         offsite.append(route.request.url)
         route.abort()
 
-    def open_(user_agent: str | None = None, viewport: dict[str, int] = VIEWPORT) -> Page:
-        options: dict[str, Any] = {"viewport": viewport, "locale": "zh-CN"}
+    def open_(user_agent: str | None = None, viewport: dict[str, int] = VIEWPORT, locale: str = "zh-CN") -> Page:
+        # The locale is also the Accept-Language Chromium sends.
+        options: dict[str, Any] = {"viewport": viewport, "locale": locale}
         if user_agent is not None:
             options["user_agent"] = user_agent
         context = browser.new_context(**options)
@@ -297,7 +304,7 @@ def desktop(open_page: Callable[..., Page]) -> Page:
 
 @pytest.fixture
 def shoot(tmp_path: Path) -> Iterator[Callable[[Page, str], Path]]:
-    """Screenshot a page into the test's tmp dir; copy to $FLASK_WECHAT_SCREENSHOTS when set."""
+    """Screenshot a page into the test's tmp dir; copy to $WECHAT_TEST_SCREENSHOTS when set."""
     taken: list[Path] = []
 
     def take(page: Page, name: str) -> Path:
@@ -307,7 +314,7 @@ def shoot(tmp_path: Path) -> Iterator[Callable[[Page, str], Path]]:
         return path
 
     yield take
-    target = os.environ.get("FLASK_WECHAT_SCREENSHOTS")
+    target = os.environ.get("WECHAT_TEST_SCREENSHOTS")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
         for path in taken:
@@ -581,3 +588,127 @@ def test_a_callback_without_its_session_starts_the_login_again(
     assert sent[1] is not None
     callbacks.assert_carried(None, second or sent[1])
     assert page.locator("#nickname").inner_text() == demo.fake.users["bob"].nickname
+
+
+# -- the demo as visitors see it: their language, their screen ----------------------------------
+
+#: Letters a page in either language may hold: CJK ideographs and punctuation, full-width forms.
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+#: Words a Chinese page may show in Latin letters: WeChat's own terms and the project's name.
+LATIN_TERMS = {"ID", "AppID", "openid", "unionid", "flask", "wechat", "Cookie"}
+#: What a page shows people, in one string: its text and image descriptions, leaving out data
+#: (``translate="no"``: nicknames, ids), scripts and styles.
+UI_TEXT = """() => {
+  const words = [];
+  const walk = (node) => {
+    if (node.nodeType === Node.TEXT_NODE) { words.push(node.textContent); return; }
+    if (node.nodeType !== Node.ELEMENT_NODE || node.getAttribute("translate") === "no") return;
+    if (["SCRIPT", "STYLE", "NOSCRIPT"].includes(node.tagName)) return;
+    if (node.tagName === "IMG") words.push(node.alt);
+    node.childNodes.forEach(walk);
+  };
+  walk(document.documentElement);
+  return {lang: document.documentElement.lang, text: words.join(" ").replace(/\\s+/g, " ").trim()};
+}"""
+#: What could be wrong with how a page looks: images that did not load, anything wider than the
+#: screen, anything sticking out of the page's card (``main``).
+LAYOUT = """() => {
+  const main = document.querySelector("main");
+  const edge = main ? main.getBoundingClientRect().right + 0.5 : Infinity;
+  return {
+    broken: [...document.images].filter((img) => !img.complete || img.naturalWidth === 0).map((img) => img.src),
+    images: document.images.length,
+    width: document.documentElement.scrollWidth,
+    screen: window.innerWidth,
+    outside: main ? [...main.querySelectorAll("*")].filter((el) => el.getBoundingClientRect().right > edge)
+      .map((el) => el.outerHTML.slice(0, 80)) : [],
+  };
+}"""
+
+
+def assert_speaks(frame: Frame, language: str) -> None:
+    """The frame is in ``language`` only: no Chinese on an English page, no English words on a Chinese one."""
+    shown = frame.evaluate(UI_TEXT)
+    assert shown["lang"] == language, frame.url
+    if language == "en":
+        assert not CJK.search(shown["text"]), shown["text"]
+    else:
+        assert CJK.search(shown["text"]), shown["text"]
+        assert set(re.findall(r"[A-Za-z]{2,}", shown["text"])) <= LATIN_TERMS, shown["text"]
+
+
+def check_demo_page(page: Page, language: str) -> None:
+    """A page of the demo (and the frames in it) as the visitor sees it: loaded, fitting, in one language."""
+    page.wait_for_load_state("load")
+    layout = page.evaluate(LAYOUT)
+    assert layout["broken"] == [], f"broken images on {page.url}"
+    assert layout["width"] <= layout["screen"], f"{page.url} is wider than the screen"
+    assert layout["outside"] == [], f"{page.url}: these stick out of the page"
+    for frame in page.frames:
+        assert_speaks(frame, language)
+
+
+def wechat_user_agent(language: str) -> str:
+    """WeChat's in-app browser as set to ``language`` (it says so in its User-Agent and its Accept-Language)."""
+    return WECHAT_USER_AGENT.replace("Language/zh_CN", "Language/" + ("en" if language == "en" else "zh_CN"))
+
+
+@pytest.mark.parametrize("demo", [None], indirect=True, ids=["samesite-unset"])
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+@pytest.mark.parametrize("device", ["wechat", "desktop"])
+def test_the_demo_looks_finished_in_each_language_on_a_phone_and_a_desktop(
+    open_page: Callable[..., Page], demo: Demo, shoot: Any, offsite: list[str], device: str, language: str
+) -> None:
+    in_wechat = device == "wechat"
+    page = open_page(
+        wechat_user_agent(language) if in_wechat else None, VIEWPORT if in_wechat else DESKTOP_VIEWPORT, language
+    )
+    name = f"demo-{device}-{'zh' if language == 'zh-CN' else 'en'}"
+
+    page.goto(f"{demo.url}/")
+    check_demo_page(page, language)
+    assert page.locator("#qr-link").count() == (0 if in_wechat else 1)  # no QR code a phone would have to scan
+    shoot(page, f"{name}-home")
+
+    page.click("#choose-link")
+    check_demo_page(page, language)
+    choices = [link.get_attribute("id") for link in page.locator("a[id^=choose-]").all()]
+    assert choices == (["choose-oa"] if in_wechat else ["choose-qr", "choose-oa"])
+    shoot(page, f"{name}-choose")
+
+    if in_wechat:
+        page.click("#choose-oa")
+        page.wait_for_url(f"{demo.wechat_url}{OA_AUTHORIZE_PATH}?**")
+        consent(page, "bob")
+    else:
+        page.goto(f"{demo.url}/")
+        page.click("#qr-link")
+        qr = page.frame_locator("#wechat-qr iframe")
+        hint = {"en": "Scan with WeChat to log in", "zh-CN": "使用微信扫一扫登录"}[language]
+        assert qr.locator("#hint").inner_text() == hint  # the embedded QR speaks the page's language
+        check_demo_page(page, language)
+        shoot(page, f"{name}-qr")
+        qr.locator("#user-bob").check()
+        qr.locator("#allow").click()
+    page.wait_for_url(f"{demo.url}/profile")
+    check_demo_page(page, language)
+    bob = demo.fake.users["bob"]
+    assert page.locator("#nickname").inner_text() == bob.nickname
+    assert page.locator("#avatar").get_attribute("src") == demo.wechat_url + bob.headimgurl
+    assert page.locator("#avatar").evaluate("img => img.naturalWidth") > 0
+    shoot(page, f"{name}-profile")
+
+    # A refused binding: the page says a binding failed, tries the binding again, and leads back.
+    demo.fake.deny_mode = "redirect"
+    page.click("#bind")
+    page.wait_for_url(f"{demo.wechat_url}/**")
+    page.click("#deny")
+    page.wait_for_url(f"{demo.url}/wechat/**callback?**")
+    check_demo_page(page, language)
+    title = {"en": "Could not link WeChat", "zh-CN": "绑定微信失败"}[language]
+    assert page.title() == page.locator("h1").inner_text() == title
+    assert page.locator("#wechat-retry").get_attribute("href") == "/wechat/bind?next=/profile"
+    shoot(page, f"{name}-bind-refused")
+    page.click("#wechat-back")
+    page.wait_for_url(f"{demo.url}/profile")
+    assert offsite == []

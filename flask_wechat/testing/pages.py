@@ -89,8 +89,9 @@ def _user_choice(user: FakeUser, checked: bool) -> str:
     return (
         f'<label for="user-{escape(user.key)}"><input type="radio" name="user" id="user-{escape(user.key)}" '
         f'value="{escape(user.key)}"{" checked" if checked else ""}>'
-        f'<span class="avatar" aria-hidden="true">{initial}</span>'
-        f"<span>{escape(nickname)}<br><small>{escape(user.key)}{note}</small></span></label>"
+        f'<span class="avatar" aria-hidden="true" translate="no">{initial}</span>'
+        f'<span><span translate="no">{escape(nickname)}</span><br>'
+        f'<small><span translate="no">{escape(user.key)}</span>{note}</small></span></label>'
     )
 
 
@@ -240,7 +241,8 @@ def scan_page(
     )
     body = (
         f"<h1>{text['title']}</h1>{fake_qr_svg('|'.join((app.appid, *(value for _, value in hidden))))}"
-        f'<p class="hint" id="hint">{text["hint"]}</p><p class="appname" id="appname">「{escape(app.name)}」</p>'
+        f'<p class="hint" id="hint">{text["hint"]}</p>'
+        f'<p class="appname" id="appname" translate="no">「{escape(app.name)}」</p>'
         f'<form method="post" action="{escape(action)}" id="scan" class="devpanel">{fields}'
         f"<p>{text['dev']}</p><fieldset><legend>{text['legend']}</legend>{choices}</fieldset>{buttons}</form>"
     )
