@@ -4,8 +4,9 @@ People still log in with a password, or with WeChat; a logged-in person binds th
 on the account page. ``diff -ru examples/existing_app/v1 examples/existing_app/v2`` is the
 whole change, the migration ``flask db migrate`` wrote included. From the repository root::
 
+    export FLASK_WECHAT_FAKE=true  # every flask command loads the app, which needs WeChat: the built-in fake
     flask --app examples.existing_app.v2.app db upgrade
-    FLASK_WECHAT_FAKE=true flask --app examples.existing_app.v2.app run --debug  # the built-in fake WeChat
+    flask --app examples.existing_app.v2.app run --debug
 
 With a real Official Account, set ``FLASK_WECHAT_APPID`` and ``FLASK_WECHAT_SECRET`` instead.
 """
