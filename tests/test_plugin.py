@@ -163,3 +163,18 @@ def test_login_as_through_the_website_app_joins_the_same_person(tmp_path: Path) 
     finally:
         with app.app_context():
             demo_db.engine.dispose()
+
+
+def test_login_as_stores_an_avatar_url_browsers_can_load(tmp_path: Path) -> None:
+    from examples.app import create_app
+    from examples.app import db as demo_db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}", "WECHAT_APPID": None})
+    try:
+        client = app.test_client()
+        account = login_as(client, "alice")
+        assert account.avatar_url.startswith("/_fake_wechat/mmopen/")
+        assert client.get(account.avatar_url).status_code == 200
+    finally:
+        with app.app_context():
+            demo_db.engine.dispose()

@@ -43,12 +43,13 @@ def _wechat(client: FlaskClient) -> WeChat:
 
 
 def identity_for(
-    fake: FakeWeChat, appid: str, user_key: str, scope: str = protocol.SCOPE_USERINFO
+    fake: FakeWeChat, appid: str, user_key: str, scope: str = protocol.SCOPE_USERINFO, *, public_base: str = ""
 ) -> tuple[Identity, protocol.Token]:
     """What a completed login of ``user_key`` through ``fake`` yields: the identity and a fresh token.
 
     Mirrors the fake's own answers: the profile and ``unionid`` only for
-    ``snsapi_userinfo`` and ``snsapi_login``, and ``unionid`` only for a bound app.
+    ``snsapi_userinfo`` and ``snsapi_login``, and ``unionid`` only for a bound app. An avatar
+    the fake serves itself (a path) is put under ``public_base``, where browsers reach the fake.
     """
     try:
         user = fake.users[user_key]
@@ -59,8 +60,9 @@ def identity_for(
     openid = fake.openid_for(appid, user_key)
     with_profile = scope in _PROFILE_SCOPES
     unionid = fake.unionid_for(appid, user_key) if with_profile else None
+    avatar = public_base.rstrip("/") + user.headimgurl if user.headimgurl.startswith("/") else user.headimgurl
     userinfo = (
-        protocol.UserInfo(openid=openid, nickname=user.nickname, headimgurl=user.headimgurl, unionid=unionid)
+        protocol.UserInfo(openid=openid, nickname=user.nickname, headimgurl=avatar, unionid=unionid)
         if with_profile
         else None
     )
@@ -111,7 +113,9 @@ def login_as(
         raise ValueError(f"flow {name!r} is not configured on this app; configured: {list(runtime.web)}") from None
     if fake is None:
         fake = app.extensions.get(EXTENSION_KEY) or FakeWeChat()
-    identity, token = identity_for(fake, web.appid, user_key, web.scope)
+    # Where browsers reach the fake: its own setting, else the app's authorize base (a path when installed).
+    public_base = fake.public_url or runtime.settings.open_base_url
+    identity, token = identity_for(fake, web.appid, user_key, web.scope, public_base=public_base)
     # The client's own environ, so Flask-Login's session identifier (_id) matches its requests.
     with app.test_request_context(environ_base=client.environ_base):
         record = wechat.log_in(identity, token)
