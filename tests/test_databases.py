@@ -6,7 +6,6 @@ name them (``.ci/run`` sets both); locally the suite skips them when the variabl
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,20 +24,7 @@ from flask_wechat.testing.server import FakeWeChatServer
 
 from .apps import User, WeChatAccount, db, make_app
 from .conftest import login, visit_wechat
-
-SERVERS = {
-    "postgresql": "FLASK_WECHAT_TEST_POSTGRES_URL",
-    "mariadb": "FLASK_WECHAT_TEST_MARIADB_URL",
-}
-
-
-def server_url(kind: str) -> str:
-    url = os.environ.get(SERVERS[kind])
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail(f"{SERVERS[kind]} must be set in CI")
-        pytest.skip(f"{SERVERS[kind]} is not set")
-    return url
+from .private_databases import server_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])

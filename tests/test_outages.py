@@ -46,6 +46,7 @@ from flask_wechat.testing.server import FakeWeChatServer
 
 from .apps import User, WeChatAccount, db, make_app
 from .conftest import visit_wechat
+from .private_databases import server_url
 from .redis_server import RedisServer
 
 TOKEN_PATH = "/sns/oauth2/access_token"
@@ -192,12 +193,7 @@ def messages(records: list[logging.LogRecord]) -> list[str]:
 
 
 def postgres_url() -> str:
-    url = os.environ.get("FLASK_WECHAT_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("FLASK_WECHAT_TEST_POSTGRES_URL must be set in CI")
-        pytest.skip("FLASK_WECHAT_TEST_POSTGRES_URL is not set")
-    return url
+    return server_url("postgresql")
 
 
 class PrivateSchema:

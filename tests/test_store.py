@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from flask_wechat.errors import ServiceUnavailableError
 from flask_wechat.store import RedisStore, SharedStore, SQLStore, store_key, store_table
 
+from .private_databases import server_url
 from .redis_server import RedisServer
 
 REDIS_URL = os.environ.get("FLASK_WECHAT_TEST_REDIS_URL")
@@ -244,12 +245,7 @@ def test_sql_table_creation_in_an_outage_is_retried(tmp_path: Path, clock: Clock
 
 
 def postgres_url() -> str:
-    url = os.environ.get("FLASK_WECHAT_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("FLASK_WECHAT_TEST_POSTGRES_URL must be set in CI")
-        pytest.skip("FLASK_WECHAT_TEST_POSTGRES_URL is not set")
-    return url
+    return server_url("postgresql")
 
 
 def test_sql_store_recovers_from_terminated_postgres_connections(clock: Clock) -> None:

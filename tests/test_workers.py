@@ -15,7 +15,6 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 import requests
 from sqlalchemy import func, select
 
@@ -25,17 +24,13 @@ from flask_wechat.testing.accounts import DEMO_APPID, DEMO_OPEN_APPID, DEMO_OPEN
 from flask_wechat.testing.server import FakeWeChatServer
 
 from .conftest import visit_wechat
+from .private_databases import server_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def postgres_url() -> str:
-    url = os.environ.get("FLASK_WECHAT_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("FLASK_WECHAT_TEST_POSTGRES_URL must be set in CI")
-        pytest.skip("FLASK_WECHAT_TEST_POSTGRES_URL is not set")
-    return url
+    return server_url("postgresql")
 
 
 def free_port() -> int:
