@@ -6,11 +6,13 @@ stopped by a test; this one belongs to the test alone and keeps nothing on disk.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -124,3 +126,15 @@ class RedisServer:
                 return sock.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+
+def running_redis() -> Iterator[RedisServer]:
+    """A private server for one test (a fixture's body): skipped without ``redis-server``, an error in CI."""
+    import pytest
+
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server must be on PATH in CI")
+        pytest.skip("redis-server is not on PATH")
+    with RedisServer() as server:
+        yield server

@@ -15,9 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
-import shutil
 import sqlite3
 import time
 import traceback
@@ -47,7 +45,7 @@ from flask_wechat.testing.server import FakeWeChatServer
 from .apps import User, WeChatAccount, db, make_app
 from .conftest import visit_wechat
 from .private_databases import server_url
-from .redis_server import RedisServer
+from .redis_server import RedisServer, running_redis
 
 TOKEN_PATH = "/sns/oauth2/access_token"
 USERINFO_PATH = "/sns/userinfo"
@@ -249,12 +247,7 @@ def postgres() -> Iterator[PrivateSchema]:
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server must be on PATH in CI")
-        pytest.skip("redis-server is not on PATH")
-    with RedisServer() as server:
-        yield server
+    yield from running_redis()
 
 
 @pytest.fixture

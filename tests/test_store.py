@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import time
 import uuid
@@ -21,7 +20,7 @@ from flask_wechat.errors import ServiceUnavailableError
 from flask_wechat.store import RedisStore, SharedStore, SQLStore, store_key, store_table
 
 from .private_databases import server_url
-from .redis_server import RedisServer
+from .redis_server import RedisServer, running_redis
 
 REDIS_URL = os.environ.get("FLASK_WECHAT_TEST_REDIS_URL")
 
@@ -284,12 +283,7 @@ def test_sql_store_recovers_from_terminated_postgres_connections(clock: Clock) -
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server must be on PATH in CI")
-        pytest.skip("redis-server is not on PATH")
-    with RedisServer() as server:
-        yield server
+    yield from running_redis()
 
 
 def test_redis_outage_is_a_typed_error_and_the_store_recovers(redis_server: RedisServer) -> None:
