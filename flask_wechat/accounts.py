@@ -51,6 +51,8 @@ class Identity:
     avatar_url: str
     #: The profile as fetched, when the scope allowed fetching it.
     userinfo: protocol.UserInfo | None = None
+    #: Whether they follow the Official Account, when ``/cgi-bin/user/info`` was asked (``WECHAT_FOLLOWER_UNIONID``).
+    subscribed: bool | None = None
 
 
 @dataclass(frozen=True)

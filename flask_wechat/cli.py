@@ -22,8 +22,8 @@ from flask import Flask, current_app, url_for
 from flask.cli import ScriptInfo, with_appcontext
 from sqlalchemy import select
 
-from . import config
-from .errors import ConfigurationError
+from . import config, serverapi
+from .errors import ConfigurationError, WeChatError
 from .ext import migrate_renders_plain_types
 from .runtime import CALLBACK_ENDPOINTS
 
@@ -232,6 +232,13 @@ def _check(app: Flask, host: str | None) -> _Report:
         _check_flow(app, runtime, name, host_known, host, report)
     if settings.miniprogram is not None:
         report.facts.append(("Mini program", f"AppID {settings.miniprogram.appid} (no redirect: wx.login codes)"))
+    for name, api in runtime.apps.items():
+        path = serverapi.APP_TOKEN_ENDPOINTS[api.token_endpoint]
+        report.facts.append(
+            (f"App token ({name})", f"{path}; this server's outbound IP must be on the app's IP whitelist")
+        )
+    if settings.follower_unionid and "oa" not in runtime.apps:
+        report.warnings.append("WECHAT_FOLLOWER_UNIONID needs an Official Account (WECHAT_APPID): it does nothing.")
     return report
 
 
@@ -263,6 +270,48 @@ def check(ctx: click.Context, host: str | None) -> None:
     report.echo()
     if report.errors:
         ctx.exit(1)
+
+
+# -- app tokens -------------------------------------------------------------------------------
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    sign, seconds = ("-" if seconds < 0 else ""), abs(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return sign + (f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s")
+
+
+@wechat_cli.command("tokens")
+@click.option("--fetch", is_flag=True, help="Fetch what is missing or due first, as the next API call would.")
+@with_appcontext
+def tokens(fetch: bool) -> None:
+    """Show each app access token's and JS-SDK ticket's age and expiry (never the value itself).
+
+    They live in the shared store (WECHAT_STORE_URL, else the app's database), one per app
+    for every worker.
+    """
+    runtime = _runtime()
+    if not runtime.apps:
+        click.echo("No app uses an app access token (configure WECHAT_APPID or WECHAT_MINIPROGRAM_APPID).")
+        return
+    now = runtime.settings.clock()
+    rows = []
+    for name, api in runtime.apps.items():
+        kinds = [("app token", api.tokens, serverapi.APP_TOKEN_ENDPOINTS[api.token_endpoint])]
+        if name == "oa":
+            kinds.append(("JS-SDK ticket", api.tickets, serverapi.JSAPI_TICKET_PATH))
+        for label, credential, path in kinds:
+            try:
+                if fetch:
+                    credential.get()
+                held = credential.stored()
+            except WeChatError as exc:
+                raise click.ClickException(f"{name} {label}: {exc}") from None
+            age = _duration(now - held.fetched_at) if held else "-"
+            left = "not fetched" if held is None else _duration(held.expires_at - now)
+            rows.append([name, api.appid, label, path, age, left])
+    _table(["app", "appid", "kind", "from", "age", "expires in"], rows)
 
 
 # -- accounts ---------------------------------------------------------------------------------

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import difflib
 import re
+import time
 import warnings
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from . import protocol
+from . import protocol, serverapi
 from .errors import ConfigurationError
 from .i18n import LANGUAGES
 
@@ -100,6 +101,31 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "(table wechat_store), or a redis:// URL (needs the redis package).",
     ),
     Option(
+        "WECHAT_APP_TOKEN_ENDPOINT",
+        "stable_token",
+        "How the app access token (phone numbers, follower unionids, JS-SDK) is fetched: 'stable_token' "
+        "(POST /cgi-bin/stable_token: the same token for every caller) or 'token' (GET /cgi-bin/token: each call "
+        "issues a new one and retires the last after five minutes). Either way one worker refreshes it for all.",
+    ),
+    Option(
+        "WECHAT_TOKEN_LOCK_TIMEOUT",
+        15,
+        "Seconds the worker refreshing an app token or JS-SDK ticket holds the shared lock at most: if it dies, "
+        "another takes over after this long. Keep it above WECHAT_CONNECT_TIMEOUT + WECHAT_READ_TIMEOUT.",
+    ),
+    Option(
+        "WECHAT_FOLLOWER_UNIONID",
+        False,
+        "On a silent snsapi_base login, ask /cgi-bin/user/info (app token) for a follower's unionid, so that "
+        "they land on the same user as their QR or mini-program login. Non-followers log in as before.",
+    ),
+    Option(
+        "WECHAT_CLOCK",
+        None,
+        "A function returning the Unix time in which app token and ticket lifetimes are measured. Unset: "
+        "time.time. flask_wechat.testing.install points it at the fake WeChat's clock, which tests can move.",
+    ),
+    Option(
         "WECHAT_RENEW_SESSION",
         True,
         "Clear the session when a login completes, so no one can plant a session before it (fixation).",
@@ -154,7 +180,7 @@ QR_SCRIPT_PATH: Final = "/connect/zh_CN/htmledition/js/wxLogin.js"
 MINIPROGRAM_AUTH_MODES: Final = frozenset({"cookie", "token"})
 
 #: Settings that take True or False only: a string such as "false" is a mistake, not a value.
-BOOLEAN_KEYS: Final = ("WECHAT_RENEW_SESSION", "WECHAT_REMEMBER", "WECHAT_FAKE")
+BOOLEAN_KEYS: Final = ("WECHAT_RENEW_SESSION", "WECHAT_REMEMBER", "WECHAT_FAKE", "WECHAT_FOLLOWER_UNIONID")
 
 # WeChat publishes no grammar for these; the rules below are what it issues. Every AppID, of an
 # Official Account (公众号), an Open Platform website app (网站应用) or a mini program (小程序),
@@ -219,6 +245,10 @@ class Settings:
     default_language: str
     miniprogram_auth: str
     miniprogram_token_max_age: int
+    app_token_endpoint: str
+    token_lock_timeout: float
+    follower_unionid: bool
+    clock: Callable[[], float]
 
     def __repr__(self) -> str:
         # Secrets stay out: reprs end up in logs and tracebacks.
@@ -371,6 +401,15 @@ def _qr_script_url(config: Mapping[str, Any], open_base_url: str) -> str:
     return open_base_url + QR_SCRIPT_PATH
 
 
+def _clock(config: Mapping[str, Any]) -> Callable[[], float]:
+    value = config.get("WECHAT_CLOCK")
+    if value is None:
+        return time.time
+    if not callable(value):
+        raise ConfigurationError(f"WECHAT_CLOCK must be a function returning the Unix time, got {value!r}")
+    return value  # type: ignore[no-any-return]
+
+
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate the app's ``WECHAT_*`` keys; raise :class:`ConfigurationError` naming the bad one."""
     booleans = {key: _boolean(config, key) for key in BOOLEAN_KEYS}
@@ -421,4 +460,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         default_language=_choice(config, "WECHAT_DEFAULT_LANGUAGE", LANGUAGES),
         miniprogram_auth=auth_mode,
         miniprogram_token_max_age=_number(config, "WECHAT_MINIPROGRAM_TOKEN_MAX_AGE", int, 1),
+        app_token_endpoint=_choice(config, "WECHAT_APP_TOKEN_ENDPOINT", tuple(serverapi.APP_TOKEN_ENDPOINTS)),
+        token_lock_timeout=_number(config, "WECHAT_TOKEN_LOCK_TIMEOUT", float, 1),
+        follower_unionid=booleans["WECHAT_FOLLOWER_UNIONID"],
+        clock=_clock(config),
     )

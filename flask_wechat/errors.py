@@ -12,7 +12,7 @@ WeChat's own ``errmsg`` and endpoint paths.
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import ClassVar, Final
 
 __all__ = [
     "AccessTokenError",
@@ -25,6 +25,7 @@ __all__ = [
     "ConfigurationError",
     "CookieLostError",
     "CredentialsError",
+    "IPNotAllowedError",
     "IdentityTakenError",
     "InvalidAccessTokenError",
     "InvalidAppIdError",
@@ -44,6 +45,7 @@ __all__ = [
     "StateError",
     "StorageError",
     "SystemBusyError",
+    "UserDataError",
     "WeChatAPIError",
     "WeChatError",
     "WeChatResponseError",
@@ -130,7 +132,46 @@ class InvalidAppIdError(CredentialsError):
 
 
 class InvalidAppSecretError(CredentialsError):
-    """40125: the appsecret does not belong to the appid."""
+    """40125 (or 40001 when asking for an app access token): the appsecret does not belong to the appid."""
+
+
+#: Where each platform's console lists the server IPs allowed to call with the AppSecret.
+_WHITELIST_PLACES: Final = {
+    "wechat": "mp.weixin.qq.com, 设置与开发 → 基本配置 → IP白名单 (Open Platform apps: open.weixin.qq.com, 开发配置)",
+    "wecom": "work.weixin.qq.com, 应用管理 → your app → 企业可信IP",
+}
+
+
+class IPNotAllowedError(CredentialsError):
+    """40164 / 61004 (WeCom: 60020): this server's outbound IP is not on the app's IP whitelist.
+
+    ``ip`` is the address WeChat saw (behind NAT, not the host's own); the message says
+    where to add it. 89501 / 89503 / 89506 / 89507: the IP waits for, or was refused, the
+    account administrator's confirmation.
+    """
+
+    _CONFIRMATION: ClassVar[frozenset[int]] = frozenset({89501, 89503, 89506, 89507})
+
+    def __init__(self, errcode: int, errmsg: str = "", endpoint: str = "") -> None:
+        super().__init__(errcode, errmsg, endpoint)
+        match = _CALLER_IP.search(errmsg)
+        self.ip: str | None = match.group(1) if match else None
+
+    def __str__(self) -> str:
+        ip = self.ip or "(WeChat did not say which)"
+        if self.errcode in self._CONFIRMATION:
+            return (
+                f"WeChat errcode {self.errcode}: calls from IP {ip} need the account administrator's "
+                f"confirmation (the message WeChat sent them), or the IP was refused for now; {self.errmsg}"
+            )
+        place = _WHITELIST_PLACES["wecom" if self.errcode == 60020 else "wechat"]
+        return (
+            f"WeChat errcode {self.errcode}: this server calls from IP {ip}, which is not on the IP whitelist; "
+            f"add it at {place}"
+        )
+
+
+_CALLER_IP: Final = re.compile(r"(?:invalid ip|from ip:)\s*([0-9A-Fa-f.:]*[0-9A-Fa-f])")
 
 
 class AccessTokenError(WeChatAPIError):
@@ -138,7 +179,7 @@ class AccessTokenError(WeChatAPIError):
 
 
 class InvalidAccessTokenError(AccessTokenError):
-    """40001: invalid credential (the token is invalid or not the latest)."""
+    """40001 / 40014: invalid credential (the token is invalid or not the latest)."""
 
 
 class AccessTokenExpiredError(AccessTokenError):
@@ -170,17 +211,31 @@ _ERRCODE_CLASSES: dict[int, type[WeChatAPIError]] = {
     40001: InvalidAccessTokenError,
     40003: InvalidOpenIdError,
     40013: InvalidAppIdError,
+    40014: InvalidAccessTokenError,
     40029: InvalidCodeError,
     40030: InvalidRefreshTokenError,
     40125: InvalidAppSecretError,
     40163: CodeUsedError,
+    40164: IPNotAllowedError,
     40226: CodeBlockedError,
+    40243: CredentialsError,  # the AppSecret is frozen
+    41002: CredentialsError,  # appid missing
+    41004: CredentialsError,  # secret missing
     41008: MissingCodeError,
     42001: AccessTokenExpiredError,
     42002: RefreshTokenExpiredError,
     45009: RateLimitedError,
     45011: RateLimitedError,
     48001: ScopeUnauthorizedError,
+    50004: CredentialsError,  # the account may not use access tokens (a penalty)
+    50007: CredentialsError,  # the account is frozen
+    60020: IPNotAllowedError,
+    61004: IPNotAllowedError,
+    61024: CredentialsError,  # a third-party platform's token is needed
+    89501: IPNotAllowedError,
+    89503: IPNotAllowedError,
+    89506: IPNotAllowedError,
+    89507: IPNotAllowedError,
 }
 
 
@@ -245,6 +300,10 @@ class ServiceUnavailableError(WeChatError):
 
 class StorageError(WeChatError):
     """The database refused a login's rows for a reason a retry cannot fix; the message names the cause."""
+
+
+class UserDataError(LoginFlowError):
+    """A mini program's ``encryptedData`` does not open with its user's ``session_key``, or is not for this app."""
 
 
 class ReauthorizationRequired(WeChatError):

@@ -18,6 +18,7 @@ from flask_login import LoginManager, user_accessed
 
 from . import config, protocol
 from .accounts import Accounts, Grant, Identity, LoginRecord
+from .appapi import AppAPI
 from .client import WeChatApp
 from .compliance import redact_transport_logs
 from .errors import ConfigurationError, ReauthorizationRequired, RefreshTokenError
@@ -140,6 +141,23 @@ class WeChat:
     def client(self) -> WeChatApp:
         """The current app's Authlib remote app (in-WeChat if configured, else QR), for calls of your own."""
         return self.runtime.default_web.remote
+
+    def app_api(self, app: str = "oa") -> AppAPI:
+        """The server API of one configured app, ``"oa"`` (Official Account) or ``"miniprogram"``."""
+        apps = self.runtime.apps
+        if app not in apps:
+            configured = ", ".join(repr(name) for name in apps) or "none"
+            raise ValueError(f"no WeChat app {app!r} is configured (configured: {configured})")
+        return apps[app]
+
+    def app_token(self, app: str = "oa", *, force_refresh: bool = False) -> str:
+        """The app access token of ``"oa"`` or ``"miniprogram"``, for WeChat APIs you call yourself.
+
+        Every worker shares it (one refreshes it for all). If WeChat refuses it with
+        40001/42001/40014, call ``wechat.app_api(app).tokens.invalidate(token)`` and ask again.
+        ``force_refresh=True`` makes WeChat issue a new one: ``stable_token`` allows 20 a day.
+        """
+        return self.app_api(app).access_token(force_refresh=force_refresh)
 
     def log_in(self, identity: Identity, grant: Grant, *, bind_to: Any = None) -> LoginRecord:
         """Store a completed WeChat login and log the current request's browser in.

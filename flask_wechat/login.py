@@ -7,7 +7,8 @@ the browser to WeChat. :meth:`Logins.finish` handles WeChat's callback, top to b
 2. this browser started it (else: a login it completed is answered again, and a
    stranger's callback starts a fresh login in this browser, once);
 3. it is claimed once across all workers (a second hit answers with the first's outcome);
-4. the code is exchanged and the profile fetched, with no database transaction open;
+4. the code is exchanged and the profile fetched (a silent login's follower asked for the
+   unionid, with ``WECHAT_FOLLOWER_UNIONID``), with no database transaction open;
 5. the account and user are stored, with the outcome, in one transaction;
 6. the browser is logged in (in a renewed session) and sent to ``next``.
 
@@ -28,8 +29,9 @@ from flask import Request, current_app, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from . import errors, protocol, signals
+from . import errors, protocol, serverapi, signals
 from .accounts import Accounts, Grant, Identity, LoginRecord
+from .appapi import AppAPI
 from .compliance import as_authlib_token
 from .errors import (
     AuthorizationDenied,
@@ -185,19 +187,45 @@ class Logins:
             # Virtual identity of WeChat's snapshot page: never stored, never logged in.
             signals.snapshot_user.send(current_app._get_current_object(), flow=flow.name)  # type: ignore[attr-defined]
             raise SnapshotUserError()
+        wants_profile = bool(grant.scopes & PROFILE_SCOPES)
+        follower_api = self._follower_api(flow, grant)
+        account = accounts.find(flow.appid, grant.openid) if wants_profile or follower_api else None
         userinfo = None
-        if grant.scopes & PROFILE_SCOPES and self._profile_is_stale(accounts.find(flow.appid, grant.openid)):
+        if wants_profile and self._profile_is_stale(account):
             accounts.release()
             userinfo = self._profile(flow, grant)
+        unionid = grant.unionid or (userinfo.unionid if userinfo else None)
+        follower = None
+        if follower_api is not None and unionid is None and (account is None or not account.unionid):
+            accounts.release()
+            follower = self._follower(follower_api, grant.openid)
+            unionid = follower.unionid if follower is not None and follower.subscribed else None
         identity = Identity(
             appid=flow.appid,
             openid=grant.openid,
-            unionid=grant.unionid or (userinfo.unionid if userinfo else None),
+            unionid=unionid,
             nickname=userinfo.nickname if userinfo else "",
             avatar_url=userinfo.headimgurl if userinfo else "",
             userinfo=userinfo,
+            subscribed=follower.subscribed if follower is not None else None,
         )
         return self.record(identity, grant, bind_to=bind_to, outcome_key=outcome_key, accounts=accounts)
+
+    def _follower_api(self, flow: WebFlow, grant: protocol.Token) -> AppAPI | None:
+        """The Official Account's API when this login should ask ``/cgi-bin/user/info`` for the unionid."""
+        rt = self.runtime
+        if flow.name != "oa" or grant.unionid or not rt.settings.follower_unionid:
+            return None
+        return rt.apps.get("oa")
+
+    @staticmethod
+    def _follower(api: AppAPI, openid: str) -> serverapi.Follower | None:
+        """What ``/cgi-bin/user/info`` knows of the visitor; a failure logs them in without it, as before."""
+        try:
+            return api.follower(openid)
+        except WeChatError as exc:
+            log.warning("WeChat user/info failed at login (%s); logging in without the unionid", exc)
+            return None
 
     def _profile_is_stale(self, account: Any) -> bool:
         """Whether this login should fetch the profile (a returning user's may still be fresh)."""

@@ -3,7 +3,8 @@
 A :class:`Runtime` is complete when it exists: the settings, the models, one
 :class:`WebFlow` per browser login (its Authlib remote app for the authorize link and
 its :class:`~flask_wechat.compliance.WeChatAPI` for server calls), the mini program's
-API, the state codec, this browser's part of a login, and the shared store. The login
+API, each app's :class:`~flask_wechat.appapi.AppAPI` on its shared app token, the state
+codec, this browser's part of a login, and the shared store. The login
 steps (:mod:`flask_wechat.login`) read it; nothing writes it after :func:`build`.
 """
 
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Mapper
 
 from . import config, protocol
 from .accounts import Accounts, Identity
+from .appapi import AppAPI
 from .client import WeChatApp, WeChatOAuth, register_app, session_options
 from .compliance import KeepAliveAdapter, WeChatAPI, token_from_authlib
 from .config import Credentials
@@ -75,6 +77,8 @@ class Runtime:
     accounts: Callable[[], Accounts]
     web: Mapping[str, WebFlow]
     miniprogram: WeChatAPI | None
+    #: The server APIs on the app access token, by app: ``oa`` (Official Account) and ``miniprogram``.
+    apps: Mapping[str, AppAPI]
     states: StateCodec
     browser: BrowserLogins
     store: SharedStore
@@ -218,6 +222,21 @@ def build(
     store: SharedStore = (
         RedisStore(settings.store_url) if settings.store_url else SQLStore(partial(getattr, db, "engine"))
     )
+    apps = {
+        name: AppAPI(
+            credentials.appid,
+            credentials.secret,
+            settings.api_base_url,
+            store,
+            token_endpoint=settings.app_token_endpoint,
+            session_options=options,
+            lock_timeout=settings.token_lock_timeout,
+            clock=settings.clock,
+            cipher=cipher,
+        )
+        for name, credentials in (("oa", settings.official_account), ("miniprogram", settings.miniprogram))
+        if credentials is not None
+    }
     return Runtime(
         settings=settings,
         db=db,
@@ -227,6 +246,7 @@ def build(
         accounts=accounts,
         web=web,
         miniprogram=miniprogram,
+        apps=apps,
         states=StateCodec(_secret_keys(app), settings.state_lifetime),
         browser=BrowserLogins(settings.max_pending_logins),
         store=store,

@@ -61,6 +61,9 @@ class SharedStore(Protocol):
     def set(self, key: str, value: str, ttl: int) -> None:
         """Store ``value``, replacing any other."""
 
+    def discard(self, key: str, value: str) -> bool:
+        """Delete ``key`` only while it still holds ``value`` (a lock's owner, a token that failed)."""
+
 
 @contextmanager
 def _outages_reported(
@@ -188,6 +191,14 @@ class SQLStore:
                         return
                 # The row vanished between the two statements (a sweep); insert again.
 
+    def discard(self, key: str, value: str) -> bool:
+        with _outages_reported(_SQL_ERRORS, _is_sql_outage):
+            with self._begin() as connection:
+                deleted = connection.execute(
+                    delete(store_table).where(store_table.c.key == key, store_table.c.value == value)
+                )
+            return bool(deleted.rowcount == 1)
+
     def shares(self, session: Session | scoped_session[Session]) -> bool:
         """Whether ``session`` talks to this store's database (so it can write in its transaction)."""
         return session.get_bind() is self._engine()
@@ -252,6 +263,10 @@ class RedisStore:
 
         self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._errors: type[Exception] = redis.exceptions.RedisError
+        # Compare and delete in one step: between a GET and a DEL another worker may have taken the key.
+        self._discard = self._redis.register_script(
+            "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+        )
 
     def add(self, key: str, value: str, ttl: int) -> bool:
         with _outages_reported(self._errors, _is_redis_outage):
@@ -265,3 +280,7 @@ class RedisStore:
     def set(self, key: str, value: str, ttl: int) -> None:
         with _outages_reported(self._errors, _is_redis_outage):
             self._redis.set(key, value, ex=ttl)
+
+    def discard(self, key: str, value: str) -> bool:
+        with _outages_reported(self._errors, _is_redis_outage):
+            return bool(self._discard(keys=[key], args=[value]))

@@ -17,6 +17,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
+from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
@@ -28,6 +29,7 @@ from .errors import (
     CodeError,
     CookieLostError,
     IdentityTakenError,
+    IPNotAllowedError,
     LoginFlowError,
     RateLimitedError,
     ServiceUnavailableError,
@@ -41,6 +43,7 @@ from .errors import (
 from .i18n import MESSAGES, pick_language
 from .login import Logins, Retry
 from .miniprogram import error_answer, log_in_with_code, read_code
+from .phone import read_phone_request, share_phone_number
 from .runtime import WebFlow
 
 __all__ = ["LoginViews", "safe_next_url"]
@@ -53,6 +56,8 @@ _UNSAFE_CHARS: Final = re.compile(r"[\x00-\x1f\x7f\\]")
 #: Session key of the token a logout form must carry.
 CSRF_SESSION_KEY: Final = "_wechat_csrf"
 CSRF_FIELD: Final = "wechat_csrf"
+#: Longer page addresses are not signed for the JS-SDK.
+MAX_JSSDK_URL_LENGTH: Final = 4096
 #: Seconds a browser is asked to wait before trying a busy service again.
 RETRY_AFTER_SECONDS: Final = 30
 
@@ -119,7 +124,10 @@ class LoginViews:
         bp.add_url_rule("/bind", "bind", self.bind)
         bp.add_url_rule("/logout", "logout", self.logout, methods=["GET", "POST"])
         bp.add_url_rule("/miniprogram/login", "miniprogram_login", self.miniprogram_login, methods=["POST"])
+        bp.add_url_rule("/miniprogram/phone", "miniprogram_phone", self.miniprogram_phone, methods=["POST"])
+        bp.add_url_rule("/jssdk-config", "jssdk_config", self.jssdk_config)
         bp.add_app_template_global(self.wechat_qr_login, "wechat_qr_login")
+        bp.add_app_template_global(self.wechat_jssdk_config, "wechat_jssdk_config")
         bp.add_app_template_global(csrf_token, "wechat_csrf_token")
         bp.app_errorhandler(ServiceUnavailableError)(self.error_page)
         return bp
@@ -337,15 +345,81 @@ class LoginViews:
         try:
             answer = log_in_with_code(self.logins, read_code(request))
         except WeChatError as exc:
-            body, status = error_answer(exc)
-            log.warning(
-                "mini program login failed: %s", exc if isinstance(exc, ServiceUnavailableError) else body["error"]
-            )
-            response = jsonify(body)
-            if status == 503:
-                response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-            return response, status
+            return self._json_error(exc, "mini program login")
         return jsonify(answer), 200
+
+    def miniprogram_phone(self) -> tuple[Response, int]:
+        """The logged-in mini program user's phone number: ``{"code": "<getPhoneNumber code>"}`` in.
+
+        The legacy ``{"encryptedData": ..., "iv": ...}`` of older clients is accepted too.
+        """
+        api = self.logins.runtime.apps.get("miniprogram")
+        if api is None:
+            abort(404)
+        if not current_user.is_authenticated:
+            return jsonify({"error": "login_required"}), 401
+        try:
+            answer = share_phone_number(
+                self.logins.runtime, api, current_user._get_current_object(), read_phone_request(request)
+            )
+        except WeChatError as exc:
+            return self._json_error(exc, "mini program phone number")
+        return jsonify(answer), 200
+
+    def _json_error(self, exc: WeChatError, what: str) -> tuple[Response, int]:
+        """A mini program's JSON error: a stable ``error`` code, WeChat's errcode, never a value that was sent."""
+        body, status = error_answer(exc)
+        if isinstance(exc, (ServiceUnavailableError, IPNotAllowedError)):
+            log.error("%s failed: %s", what, exc)
+        else:
+            log.warning("%s failed: %s", what, body["error"])
+        response = jsonify(body)
+        if status == 503:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        response.headers["Cache-Control"] = "no-store"
+        return response, status
+
+    # -- JS-SDK ------------------------------------------------------------------------------
+
+    def jssdk_config(self) -> tuple[Response, int]:
+        """``wx.config``'s fields for ``?url=`` (a page of this site, as ``location.href.split('#')[0]``)."""
+        api = self.logins.runtime.apps.get("oa")
+        if api is None:
+            abort(404)
+        url = request.args.get("url", "")
+        if not self._is_this_site(url):
+            return jsonify({"error": "invalid_url"}), 400
+        try:
+            config = api.jssdk_config(url.split("#", 1)[0])
+        except WeChatError as exc:
+            return self._json_error(exc, "JS-SDK config")
+        response = jsonify(config)
+        response.headers["Cache-Control"] = "no-store"
+        return response, 200
+
+    @staticmethod
+    def _is_this_site(url: str) -> bool:
+        if not url or len(url) > MAX_JSSDK_URL_LENGTH or _UNSAFE_CHARS.search(url):
+            return False
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and parts.netloc.lower() == request.host.lower()
+
+    def wechat_jssdk_config(
+        self, api_list: list[str] | tuple[str, ...] = (), url: str | None = None, debug: bool = False
+    ) -> Markup:
+        """``wx.config({{ wechat_jssdk_config(["updateAppMessageShareData"]) }})`` for the current page.
+
+        The URL signed is this page's as the browser has it (prefix and query included, no
+        fragment); pass ``url`` when the page's address differs (a single-page app: use
+        ``/wechat/jssdk-config`` from the browser instead).
+        """
+        api = self.logins.runtime.apps.get("oa")
+        if api is None:
+            raise RuntimeError("wechat_jssdk_config needs WECHAT_APPID and WECHAT_SECRET (an Official Account)")
+        config: dict[str, object] = {"debug": debug}
+        config.update(api.jssdk_config((url or current_page_url()).split("#", 1)[0]))
+        config["jsApiList"] = list(api_list)
+        return htmlsafe_json_dumps(config)
 
     # -- logout ------------------------------------------------------------------------------
 
@@ -367,6 +441,25 @@ class LoginViews:
         self.logins.log_out()
         session.pop(CSRF_SESSION_KEY, None)
         return redirect(self._next_url())
+
+
+def current_page_url() -> str:
+    """This request's URL as the browser shows it (without the fragment, which never reaches the server).
+
+    The request line's own bytes when the server keeps them (``REQUEST_URI``/``RAW_URI``),
+    so the encoding is the browser's; behind a proxy that strips a prefix, the prefix
+    (``SCRIPT_NAME``, e.g. from ``ProxyFix``'s ``X-Forwarded-Prefix``) is put back.
+    """
+    environ = request.environ
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    root = quote(request.script_root)
+    if isinstance(raw, str) and raw.startswith("/"):
+        target = raw if not root or raw == root or raw.startswith((root + "/", root + "?")) else root + raw
+    else:
+        target = (
+            root + quote(request.path) + ("?" + request.query_string.decode("latin-1") if request.query_string else "")
+        )
+    return f"{request.scheme}://{request.host}{target}"
 
 
 def csrf_token() -> str:
