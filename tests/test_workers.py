@@ -14,17 +14,22 @@ import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import pytest
+import redis
 import requests
 from sqlalchemy import func, select
 
 from examples.app import User, WeChatAccount, create_app, db
 from flask_wechat.store import store_table
+from flask_wechat.testing import FakeWeChat
 from flask_wechat.testing.accounts import DEMO_APPID, DEMO_OPEN_APPID, DEMO_OPEN_SECRET, DEMO_SECRET
 from flask_wechat.testing.server import FakeWeChatServer
 
 from .conftest import visit_wechat
 from .private_databases import server_url
+from .test_store import redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,3 +127,60 @@ def test_logins_spread_over_four_workers_all_succeed(tmp_path: Path, fake_wechat
         assert db.session.execute(select(func.count()).select_from(WeChatAccount)).scalar_one() == 6
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("store", "token_endpoint"), [("sqlite", "stable_token"), ("postgresql", "token"), ("redis", "token")]
+)
+def test_four_workers_hammering_jssdk_config_fetch_one_token_and_one_ticket(
+    tmp_path: Path, fake_wechat: FakeWeChat, fake_wechat_server: FakeWeChatServer, store: str, token_endpoint: str
+) -> None:
+    database = postgres_url() if store == "postgresql" else f"sqlite:///{tmp_path / 'demo.db'}"
+    config = {
+        "WECHAT_APPID": DEMO_APPID,
+        "WECHAT_SECRET": DEMO_SECRET,
+        "WECHAT_OPEN_BASE_URL": fake_wechat_server.url,
+        "WECHAT_API_BASE_URL": fake_wechat_server.url,
+        "WECHAT_APP_TOKEN_ENDPOINT": token_endpoint,
+    }
+    if store == "redis":
+        config["WECHAT_STORE_URL"] = redis_url()
+        redis.Redis.from_url(redis_url()).flushdb()
+    setup = create_app({"SQLALCHEMY_DATABASE_URI": database, **config})
+    with setup.app_context():
+        store_table.drop(db.engine, checkfirst=True)
+        db.session.remove()
+        db.engine.dispose()
+    port = free_port()
+    env = {
+        **os.environ,
+        "FLASK_SECRET_KEY": "one-key-shared-by-every-worker",
+        "FLASK_SQLALCHEMY_DATABASE_URI": database,
+        **{f"FLASK_{key}": value for key, value in config.items()},
+    }
+    command = [sys.executable, "-m", "gunicorn", "--workers", "4", "--bind", f"127.0.0.1:{port}"]
+    server = subprocess.Popen([*command, "examples.app:create_app()"], cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    page = f"{base}/shop?id=7"
+    try:
+        wait_until_serving(base + "/", server)
+
+        def config_of(n: int) -> dict[str, Any]:
+            with requests.Session() as browser:
+                answer = browser.get(f"{base}/wechat/jssdk-config", params={"url": page}, timeout=60)
+                assert answer.status_code == 200, answer.text
+                data: dict[str, Any] = answer.json()
+                return data
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            configs = list(pool.map(config_of, range(200)))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    token_path = "stable_token" if token_endpoint == "stable_token" else "app_token"
+    assert len(fake_wechat.calls(token_path)) == 1
+    assert len(fake_wechat.calls("jsapi_ticket")) == 1
+    assert all(
+        fake_wechat.verify_jssdk(DEMO_APPID, c["timestamp"], c["nonceStr"], c["signature"], page) for c in configs
+    )
