@@ -89,6 +89,10 @@ class FakeUser:
     rates high-risk: ``/sns/jscode2session`` refuses their codes with 40226.
     ``headimgurl`` is a URL, or a path on the fake (``/mmopen/...``, see
     :mod:`.avatars`) that ``/sns/userinfo`` sends as a URL of the fake's own address.
+    ``phone_number`` (without the country code) and ``country_code`` are what a mini
+    program's phone-number button reveals; ``follows`` says whether the user follows
+    the fake's Official Accounts, which is what ``/cgi-bin/user/info`` reveals (a
+    snapshot user never does).
     """
 
     key: str
@@ -97,6 +101,10 @@ class FakeUser:
     headimgurl: str = ""
     snapshot: bool = False
     blocked: bool = False
+    #: Made up: 138-0013-8xxx is the number range documentation examples use.
+    phone_number: str = "13800138000"
+    country_code: str = "86"
+    follows: bool = True
 
 
 #: What a snapshot page shows for every visitor: a virtual "微信用户" with the default grey avatar.
@@ -111,10 +119,21 @@ DEFAULT_APPS: Final[tuple[FakeApp, ...]] = (
 """Every ``FakeWeChat()`` registers copies of these: one app per login kind, all bound."""
 
 DEFAULT_USERS: Final[tuple[FakeUser, ...]] = (
-    FakeUser("alice", "Alice 🐼", stable_id("unionid", "alice"), avatar_path("alice")),
-    FakeUser("bob", "小明✨🚀", stable_id("unionid", "bob"), avatar_path("bob")),
+    FakeUser("alice", "Alice 🐼", stable_id("unionid", "alice"), avatar_path("alice"), phone_number="13800138001"),
+    # Not a follower: /cgi-bin/user/info answers subscribe 0 and nothing else.
+    FakeUser(
+        "bob", "小明✨🚀", stable_id("unionid", "bob"), avatar_path("bob"), phone_number="13800138002", follows=False
+    ),
     # A raw C0 control character, as in a real capture (lanrion/weixin_authorize#52); no avatar.
-    FakeUser("carol", "\x14琦娅🍭", stable_id("unionid", "carol")),
+    FakeUser("carol", "\x14琦娅🍭", stable_id("unionid", "carol"), phone_number="13800138003"),
     # Snapshot pages hand out a virtual "微信用户" with the default grey avatar.
-    FakeUser("dave", SNAPSHOT_NICKNAME, stable_id("unionid", "dave"), SNAPSHOT_AVATAR, snapshot=True),
+    FakeUser(
+        "dave",
+        SNAPSHOT_NICKNAME,
+        stable_id("unionid", "dave"),
+        SNAPSHOT_AVATAR,
+        snapshot=True,
+        phone_number="13800138004",
+        follows=False,
+    ),
 )

@@ -2,7 +2,10 @@
 
 Each endpoint mirrors a :class:`~flask_wechat.testing.FakeWeChat` method; the fake passes
 itself in as a :class:`~.interfaces.ControlTarget`. ``/_fake/requests`` shows the
-requests as the fake recorded them: codes and tokens as received, AppSecrets never.
+requests as the fake recorded them: codes and tokens as received, AppSecrets never;
+``/_fake/counters`` shows how many tokens and tickets were issued, never a token.
+``/_fake/jssdk/verify`` is the one endpoint other origins may read (the fake's
+``jweixin`` script calls it from the app's pages).
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ from typing import Any, Final
 from werkzeug.wrappers import Request, Response
 
 from .interfaces import ControlTarget
+from .jssdk import INVALID_SIGNATURE, VERIFY_PATH
 
-__all__ = ["ENDPOINTS", "handle"]
+__all__ = ["CORS_PATHS", "ENDPOINTS", "handle"]
+
+#: Control endpoints any origin may call and read.
+CORS_PATHS: Final = frozenset({VERIFY_PATH})
 
 _Action = Callable[[ControlTarget, dict[str, Any]], object]
 
@@ -57,6 +64,64 @@ def _js_code(fake: ControlTarget, data: dict[str, Any]) -> object:
     return {"code": fake.issue_js_code(str(data["appid"]), str(data["user"]))}
 
 
+def _phone_code(fake: ControlTarget, data: dict[str, Any]) -> object:
+    return {"code": fake.issue_phone_code(str(data["appid"]), str(data["user"]))}
+
+
+def _encrypted_phone(fake: ControlTarget, data: dict[str, Any]) -> object:
+    encrypted, iv = fake.encrypted_phone(str(data["appid"]), str(data["user"]))
+    return {"encryptedData": encrypted, "iv": iv}
+
+
+def _clock(fake: ControlTarget, data: dict[str, Any]) -> object:
+    if "advance" in data:
+        seconds = data["advance"]
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise ValueError("advance must be a number of seconds")
+        return {"now": fake.advance(seconds)}
+    return {"now": fake.now()}
+
+
+def _refuse_ip(fake: ControlTarget, data: dict[str, Any]) -> object:
+    errcode = _int(data, "errcode", 40164)
+    if "ip" in data:
+        fake.refuse_ip(str(data["ip"]), errcode)
+    else:
+        fake.refuse_ip(errcode=errcode)
+    return {"ok": True}
+
+
+def _counters(fake: ControlTarget, data: dict[str, Any]) -> object:
+    return {
+        "stale_token_calls": fake.stale_token_calls,
+        "apps": {
+            appid: {
+                "app_tokens": fake.app_tokens_issued(appid, "token"),
+                "stable_tokens": fake.app_tokens_issued(appid, "stable"),
+                "force_refreshes": fake.force_refreshes(appid),
+                "jsapi_tickets": fake.tickets_issued(appid),
+            }
+            for appid in list(fake.apps)
+        },
+    }
+
+
+def _jssdk_verify(fake: ControlTarget, data: dict[str, Any]) -> object:
+    appid, timestamp, noncestr, signature, url = (
+        data.get(key) for key in ("appId", "timestamp", "nonceStr", "signature", "url")
+    )
+    if (
+        isinstance(appid, str)
+        and isinstance(timestamp, (int, str))
+        and isinstance(noncestr, str)
+        and isinstance(signature, str)
+        and isinstance(url, str)
+        and fake.verify_jssdk(appid, timestamp, noncestr, signature, url)
+    ):
+        return {"ok": True}
+    return {"ok": False, "errMsg": INVALID_SIGNATURE}
+
+
 def _snapshot_next(fake: ControlTarget, data: dict[str, Any]) -> object:
     fake.snapshot_next(_int(data, "times", 1))
     return {"ok": True}
@@ -72,7 +137,13 @@ def _call(method: Callable[[ControlTarget], None]) -> _Action:
 
 def _requests(fake: ControlTarget, data: dict[str, Any]) -> object:
     return [
-        {"method": r.method, "path": r.path, "endpoint": r.endpoint, "query": [list(pair) for pair in r.query]}
+        {
+            "method": r.method,
+            "path": r.path,
+            "endpoint": r.endpoint,
+            "query": [list(pair) for pair in r.query],
+            "body": r.body,
+        }
         for r in list(fake.requests)
     ]
 
@@ -86,6 +157,9 @@ def _users(fake: ControlTarget, data: dict[str, Any]) -> object:
             "headimgurl": user.headimgurl,
             "snapshot": user.snapshot,
             "blocked": user.blocked,
+            "phone_number": user.phone_number,
+            "country_code": user.country_code,
+            "follows": user.follows and not user.snapshot,
             "openids": {appid: fake.openid_for(appid, user.key) for appid in fake.apps},
         }
         for user in list(fake.users.values())
@@ -98,6 +172,16 @@ ENDPOINTS: Final[Mapping[str, tuple[str, str, _Action]]] = {
     "/_fake/break": ("POST", "JSON {endpoint, body, status?, times?}: the next calls answer that raw body", _break),
     "/_fake/code": ("POST", "JSON {appid, user, scope?}: mint a code as if the user consented", _code),
     "/_fake/js-code": ("POST", "JSON {appid, user}: mint the code wx.login() gives a mini program", _js_code),
+    "/_fake/phone-code": (
+        "POST",
+        "JSON {appid, user}: mint the code a mini program's phone-number button gives",
+        _phone_code,
+    ),
+    "/_fake/encrypted-phone": (
+        "POST",
+        "JSON {appid, user}: legacy {encryptedData, iv} of the phone number, under the user's latest session_key",
+        _encrypted_phone,
+    ),
     "/_fake/snapshot-next": (
         "POST",
         "JSON {times?}: the next OA snsapi_userinfo consents are snapshot-page virtual users",
@@ -105,7 +189,7 @@ ENDPOINTS: Final[Mapping[str, tuple[str, str, _Action]]] = {
     ),
     "/_fake/reset": (
         "POST",
-        "forget codes, tokens, requests, faults and pending snapshots",
+        "forget codes, tokens, tickets, counters, requests, faults, pending snapshots and the refused IP",
         _call(lambda fake: fake.reset()),
     ),
     "/_fake/expire-access-tokens": (
@@ -118,7 +202,30 @@ ENDPOINTS: Final[Mapping[str, tuple[str, str, _Action]]] = {
         "every refresh token now answers 42002",
         _call(lambda f: f.expire_refresh_tokens()),
     ),
-    "/_fake/requests": ("GET", "every /sns/* request received, in order", _requests),
+    "/_fake/expire-app-tokens": (
+        "POST",
+        "every app access token issued so far now answers 42001",
+        _call(lambda f: f.expire_app_tokens()),
+    ),
+    "/_fake/revoke-app-tokens": (
+        "POST",
+        "every app access token issued so far now answers 40001",
+        _call(lambda f: f.revoke_app_tokens()),
+    ),
+    "/_fake/refuse-ip": (
+        "POST",
+        "JSON {ip?, errcode?}: the token endpoints refuse the caller's IP (40164 or 61004)",
+        _refuse_ip,
+    ),
+    "/_fake/allow-ip": ("POST", "the token endpoints accept the caller's IP again", _call(lambda f: f.allow_ip())),
+    "/_fake/clock": ("GET, POST", "the fake's time {now}; POST JSON {advance: seconds} moves it forward", _clock),
+    "/_fake/counters": ("GET", "app tokens, stable tokens, force refreshes and jsapi tickets per app", _counters),
+    VERIFY_PATH: (
+        "POST",
+        "JSON {appId, timestamp, nonceStr, signature, url}: jweixin's wx.config check, {ok[, errMsg]}",
+        _jssdk_verify,
+    ),
+    "/_fake/requests": ("GET", "every API request received, in order", _requests),
     "/_fake/users": ("GET", "the test users and their openid per app", _users),
 }
 
@@ -127,15 +234,25 @@ def _json(data: object, status: int = 200) -> Response:
     return Response(json.dumps(data, ensure_ascii=False).encode("utf-8"), status, content_type="application/json")
 
 
-def handle(fake: ControlTarget, request: Request) -> Response:
-    """Answer one ``/_fake/*`` request."""
+def _answer(fake: ControlTarget, request: Request) -> Response:
     route = ENDPOINTS.get(request.path)
     if route is None:
         return _json({"error": f"unknown control endpoint {request.path}"}, 404)
-    method, _, action = route
-    if request.method != method:
-        return _json({"error": f"use {method}"}, 405)
+    methods, _, action = route
+    if request.method == "OPTIONS" and request.path in CORS_PATHS:
+        return Response(status=204, headers={"Access-Control-Allow-Methods": methods, "Access-Control-Max-Age": "600"})
+    if request.method not in methods.split(", "):
+        return _json({"error": f"use {methods}"}, 405)
     try:
-        return _json(action(fake, _body(request) if method == "POST" else {}))
+        return _json(action(fake, _body(request) if request.method == "POST" else {}))
     except (KeyError, ValueError) as exc:
         return _json({"error": f"bad request: {exc}"}, 400)
+
+
+def handle(fake: ControlTarget, request: Request) -> Response:
+    """Answer one ``/_fake/*`` request."""
+    response = _answer(fake, request)
+    if request.path in CORS_PATHS:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    return response

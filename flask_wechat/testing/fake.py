@@ -2,26 +2,31 @@
 
 It serves every WeChat login a site needs: Official Account web auth inside WeChat,
 website QR login (full page or the wxLogin.js iframe) and mini program
-``jscode2session``. It is faithful where clients go wrong (strictly ordered authorize
-links, single-use codes, errors as HTTP 200 JSON with ``text/plain``, raw UTF-8
-nicknames, unionid only for bound apps, snapshot users) and lets tests inject the
-failures WeChat produces. No Flask here: users' tests and the demo app embed it
-without pulling in the rest of the package.
+``jscode2session``; and the server APIs on the app access token: ``/cgi-bin/token``,
+``/cgi-bin/stable_token``, the mini program phone number, follower info and the
+JS-SDK ticket (with a ``jweixin`` stand-in and a mini program simulator page). It is
+faithful where clients go wrong (strictly ordered authorize links, single-use codes,
+errors as HTTP 200 JSON with ``text/plain``, raw UTF-8 nicknames, unionid only for
+bound apps, snapshot users, superseded app tokens) and lets tests inject the failures
+WeChat produces. No Flask here: users' tests and the demo app embed it without
+pulling in the rest of the package.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from werkzeug.wrappers import Request, Response
 
 from .. import protocol
-from . import authorize, avatars, control, pages, qrconnect, wire, wxlogin
+from . import authorize, avatars, control, jssdk, pages, qrconnect, simulator, wire, wxlogin
 from .accounts import (
     DEFAULT_APPS,
     DEFAULT_USERS,
@@ -38,8 +43,10 @@ from .accounts import (
     FakeUser,
     stable_id,
 )
-from .grants import Grant, GrantStore, SnsError, new_session_key
-from .interfaces import DenyMode
+from .apptokens import AppTokenStore
+from .grants import Grant, GrantStore, ShiftedClock, SnsError
+from .interfaces import DenyMode, TokenFamily
+from .serverapis import API_PATHS, DEFAULT_REFUSED_IP, METHODS, APICall, ServerAPIs
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -76,8 +83,11 @@ ENDPOINT_PATHS: Final = {
     "userinfo": protocol.USERINFO_PATH,
     "auth": protocol.AUTH_PATH,
     "jscode2session": JSCODE2SESSION_PATH,
+    **API_PATHS,
 }
 _ENDPOINT_NAMES: Final = {path: name for name, path in ENDPOINT_PATHS.items()}
+#: Path prefixes of the server APIs that run on the app access token.
+_SERVER_API_PREFIXES: Final = ("/cgi-bin/", "/wxa/")
 #: Scopes a code of each app kind may carry (mini programs get ``wx.login()`` codes instead).
 _KIND_SCOPES: Final[dict[AppKind, frozenset[str]]] = {
     "official_account": protocol.OA_SCOPES,
@@ -94,16 +104,27 @@ _PROFILE_SCOPES: Final = frozenset({protocol.SCOPE_USERINFO, protocol.SCOPE_LOGI
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One ``/sns/*`` request as the fake received it."""
+    """One API request (``/sns/*``, ``/cgi-bin/*``, ``/wxa/*``) as the fake received it, AppSecrets redacted."""
 
     method: str
     path: str
     query: tuple[tuple[str, str], ...]
+    #: The request body as text (empty for GETs); a ``secret`` in it is redacted too.
+    body: str = ""
 
     @property
     def params(self) -> dict[str, str]:
         """The query as a dict (the last value wins for a repeated key)."""
         return dict(self.query)
+
+    @property
+    def json(self) -> dict[str, Any] | None:
+        """The body as a JSON object, None when it is not one."""
+        try:
+            data = json.loads(self.body)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
 
     @property
     def endpoint(self) -> str | None:
@@ -114,6 +135,23 @@ class RecordedRequest:
 def _redacted(query: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """The query as recorded: an AppSecret is checked on arrival and never kept (the log is shown to people)."""
     return tuple((key, REDACTED if key == "secret" else value) for key, value in query)
+
+
+# A "secret" member anywhere in JSON (even JSON that does not parse), and a secret= field of a form.
+_JSON_SECRET: Final = re.compile(r'("secret"\s*:\s*)"(?:[^"\\]|\\.)*"?')
+_FORM_SECRET: Final = re.compile(r"((?:^|&)secret=)[^&]*")
+
+
+def _redacted_body(raw: bytes, secrets: Iterable[str]) -> str:
+    """A request body as recorded: any ``secret`` member or field, and any known AppSecret, redacted."""
+    if not raw:
+        return ""
+    text = raw.decode("utf-8", "replace")
+    text = _FORM_SECRET.sub(rf"\1{REDACTED}", _JSON_SECRET.sub(rf'\1"{REDACTED}"', text))
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
 
 
 @dataclass(frozen=True)
@@ -139,7 +177,8 @@ class FakeWeChat:
     """The fake WeChat, as a WSGI app serving both hosts' paths.
 
     State (codes, tokens, recorded requests, injected faults) sits behind one lock
-    because the loopback server is threaded. ``clock`` drives every lifetime.
+    because the loopback server is threaded. ``clock`` drives every lifetime;
+    :meth:`advance` moves the fake's time forward from there.
     """
 
     def __init__(
@@ -154,15 +193,19 @@ class FakeWeChat:
         if deny_mode not in ("no_redirect", "redirect"):
             raise ValueError("deny_mode must be 'no_redirect' or 'redirect'")
         self._lock = threading.RLock()
-        self._grants = GrantStore(clock)
+        self._clock = ShiftedClock(clock)
+        self._grants = GrantStore(self._clock)
+        self._server = ServerAPIs(self, self._grants, AppTokenStore(self._clock))
         self._faults: dict[str, deque[_Fault]] = {}
         self.apps: dict[str, FakeApp] = {}
         self.users: dict[str, FakeUser] = {}
         #: Sent on every /sns/* answer; WeChat's usual is text/plain without a charset.
         self.content_type = content_type
+        #: Sent on every /cgi-bin/* and /wxa/* answer, errors included.
+        self.api_content_type = wire.JSON_CONTENT_TYPE
         #: "no_redirect": a refusal shows a page (observed); "redirect": redirect_uri?state=STATE (legacy doc).
         self.deny_mode: DenyMode = deny_mode
-        #: Every /sns/* request, in order.
+        #: Every API request (/sns/*, /cgi-bin/*, /wxa/*), in order.
         self.requests: list[RecordedRequest] = []
         #: New TCP connections accepted (counted by the loopback server).
         self.connections = 0
@@ -179,12 +222,23 @@ class FakeWeChat:
 
     @property
     def clock(self) -> Callable[[], float]:
-        """The time source of every code and token lifetime."""
-        return self._grants.clock
+        """The time of every code and token lifetime: the clock given, plus what :meth:`advance` added.
+
+        Setting it replaces the underlying clock; the time :meth:`advance` added stays.
+        """
+        return self._clock
 
     @clock.setter
     def clock(self, clock: Callable[[], float]) -> None:
-        self._grants.clock = clock
+        self._clock.source = clock
+
+    def now(self) -> float:
+        """The fake's current time (Unix seconds)."""
+        return self._clock()
+
+    def advance(self, seconds: float) -> float:
+        """Move the fake's time forward by ``seconds`` (to expire codes and tokens without sleeping); the new time."""
+        return self._clock.advance(seconds)
 
     # -- setup and inspection ---------------------------------------------------------------
 
@@ -274,6 +328,92 @@ class FakeWeChat:
         with self._lock:
             return self._grants.issue_js_code(appid, user_key, self.openid_for(appid, user_key))
 
+    def issue_phone_code(self, appid: str, user_key: str) -> str:
+        """Mint the code a mini program's phone-number button gives (single use, 300 s, getuserphonenumber only)."""
+        self._checked(appid, user_key, ("miniprogram",))
+        with self._lock:
+            return self._grants.issue_phone_code(appid, user_key, self.openid_for(appid, user_key))
+
+    def encrypted_phone(self, appid: str, user_key: str) -> tuple[str, str]:
+        """The legacy button's ``(encryptedData, iv)`` for the user's phone number, in base64.
+
+        Sealed with the ``session_key`` the fake's last ``jscode2session`` answer gave
+        for this user and mini program (ValueError before any), as WeChat does.
+        """
+        self._checked(appid, user_key, ("miniprogram",))
+        with self._lock:
+            return self._server.encrypted_phone(appid, user_key)
+
+    # -- app access tokens, tickets and their knobs -----------------------------------------
+
+    @property
+    def token_quota(self) -> int | None:
+        """``/cgi-bin/token`` calls allowed per app per fake day before 45009; None (the default): unlimited."""
+        return self._server.tokens.token_quota
+
+    @token_quota.setter
+    def token_quota(self, quota: int | None) -> None:
+        if quota is not None and (isinstance(quota, bool) or not isinstance(quota, int) or quota < 0):
+            raise ValueError("token_quota must be None or a non-negative integer")
+        with self._lock:
+            self._server.tokens.token_quota = quota
+
+    def refuse_ip(self, ip: str = DEFAULT_REFUSED_IP, errcode: int = 40164) -> None:
+        """Make ``/cgi-bin/token`` and ``/cgi-bin/stable_token`` refuse the caller as ``ip``, until :meth:`allow_ip`.
+
+        ``errcode`` 40164 (what is observed) or 61004 (what newer documentation names),
+        both with the errmsg ``invalid ip <ip> ipv6 ::ffff:<ip>, not in whitelist, rid: ...``;
+        ``fail_next(endpoint, 61004)`` sends the 61004 text seen in the wild
+        (``access clientip is not registered requestIP: <ip>``) instead.
+        """
+        with self._lock:
+            self._server.refuse_ip(ip, errcode)
+
+    def allow_ip(self) -> None:
+        """Undo :meth:`refuse_ip`."""
+        with self._lock:
+            self._server.refusal = None
+
+    def expire_app_tokens(self) -> None:
+        """Every app access token issued so far now answers 42001 (the next token call mints a new one)."""
+        with self._lock:
+            self._server.tokens.expire_all()
+
+    def revoke_app_tokens(self) -> None:
+        """Every app access token issued so far now answers 40001 (the next token call mints a new one)."""
+        with self._lock:
+            self._server.tokens.revoke_all()
+
+    def app_tokens_issued(self, appid: str, family: TokenFamily | None = None) -> int:
+        """Distinct app tokens minted for ``appid``: by ``/cgi-bin/token`` (``"token"``), ``"stable"``, or both."""
+        with self._lock:
+            return self._server.tokens.issued(appid, family)
+
+    def force_refreshes(self, appid: str) -> int:
+        """``force_refresh`` calls that replaced ``appid``'s stable token."""
+        with self._lock:
+            return self._server.tokens.force_refreshes(appid)
+
+    def tickets_issued(self, appid: str, ticket_type: str = "jsapi") -> int:
+        """Tickets ``getticket`` issued to ``appid`` (``jsapi`` unless ``ticket_type`` says ``wx_card``)."""
+        with self._lock:
+            return self._server.tokens.tickets_issued(appid, ticket_type)
+
+    @property
+    def stale_token_calls(self) -> int:
+        """API calls refused with 40001/42001 because their app token was superseded, expired or revoked."""
+        with self._lock:
+            return self._server.tokens.stale_calls
+
+    def verify_jssdk(self, appid: str, timestamp: int | str, noncestr: str, signature: str, url: str) -> bool:
+        """Whether a page's ``wx.config`` is signed with one of ``appid``'s unexpired jsapi tickets.
+
+        ``url`` is the page's URL without ``#`` and what follows; what the WeChat client
+        checks (and the fake's ``jweixin`` script asks here).
+        """
+        with self._lock:
+            return self._server.verify_jssdk(appid, timestamp, noncestr, signature, url)
+
     def snapshot_next(self, times: int = 1) -> None:
         """Make the next ``times`` Official Account ``snsapi_userinfo`` consents snapshot-page virtual identities.
 
@@ -329,9 +469,14 @@ class FakeWeChat:
             self.connections += 1
 
     def reset(self) -> None:
-        """Forget codes, tokens, requests, faults, pending snapshots and the connection count; keep apps and users."""
+        """Forget what was issued, recorded and injected; keep apps, users, the time and :attr:`token_quota`.
+
+        That is codes, user and app tokens, tickets, session keys, counters, requests,
+        faults, pending snapshots, the refused IP and the connection count.
+        """
         with self._lock:
             self._grants.clear()
+            self._server.clear()
             self._faults.clear()
             self._snapshots = 0
             self.requests.clear()
@@ -348,6 +493,8 @@ class FakeWeChat:
         path = request.path
         if path.startswith("/sns/"):
             return self._sns(request)
+        if path.startswith(_SERVER_API_PREFIXES):
+            return self._server_api(request)
         if path == protocol.OA_AUTHORIZE_PATH:
             return authorize.show(self, request)
         if path == authorize.CONFIRM_PATH:
@@ -361,6 +508,11 @@ class FakeWeChat:
             return wxlogin.serve(request)
         if path.startswith(avatars.PATH_PREFIX):
             return avatars.serve(request)
+        if path == jssdk.SCRIPT_PATH:
+            return jssdk.serve(request)
+        if path == simulator.PAGE_PATH:
+            with self._lock:
+                return simulator.show(self, request)
         if path.startswith("/_fake/"):
             return control.handle(self, request)
         if path == "/":
@@ -376,7 +528,12 @@ class FakeWeChat:
                 for path in wxlogin.SCRIPT_PATHS
             ),
             (avatars.PATH_PREFIX + "…/<size>", "GET: an avatar (SVG), as headimgurl points at"),
-            *((path, f"GET: {name}") for name, path in ENDPOINT_PATHS.items()),
+            (jssdk.SCRIPT_PATH, "GET: the JS-SDK stand-in: wx.config is checked by this fake"),
+            (
+                simulator.PAGE_PATH,
+                "GET ?login=URL[&phone=URL][&auth=cookie|token][&appid=]: a mini program simulator for your app",
+            ),
+            *((path, f"{METHODS.get(name, 'GET')}: {name}") for name, path in ENDPOINT_PATHS.items()),
             *((path, f"{method}: {what}") for path, (method, what, _) in control.ENDPOINTS.items()),
         ]
         with self._lock:
@@ -395,6 +552,32 @@ class FakeWeChat:
 
     def _answer(self, body: bytes, status: int = 200) -> Response:
         return Response(body, status, headers={"Content-Type": self.content_type})
+
+    def _server_api(self, request: Request) -> Response:
+        endpoint = _ENDPOINT_NAMES.get(request.path)
+        raw = request.get_data(cache=False)
+        call = APICall(request.method, request.args.to_dict(), raw)
+        headers = {"Content-Type": self.api_content_type}
+        with self._lock:
+            self.requests.append(
+                RecordedRequest(
+                    request.method,
+                    request.path,
+                    _redacted(request.args.items(multi=True)),
+                    _redacted_body(raw, (app.secret for app in self.apps.values())),
+                )
+            )
+            faults = self._faults.get(request.path)
+            if faults:
+                fault = faults.popleft()
+                return Response(fault.render(), fault.status, headers=headers)
+            try:
+                if endpoint is None or endpoint not in API_PATHS:
+                    raise SnsError(40066)
+                body = wire.encode(self._server.answer(endpoint, call))
+            except SnsError as exc:
+                body = wire.error_body(exc.errcode, None if exc.text is None else wire.with_rid(exc.text))
+        return Response(body, 200, headers=headers)
 
     def _sns(self, request: Request) -> Response:
         endpoint = _ENDPOINT_NAMES.get(request.path)
@@ -530,8 +713,8 @@ class FakeWeChat:
             return user is not None and user.blocked
 
         user_key, openid = self._grants.redeem_js_code(app.appid, code, blocked)
-        # Real successes carry no errcode (and, nowadays, no expires_in).
-        body: dict[str, object] = {"session_key": new_session_key(), "openid": openid}
+        # Real successes carry no errcode (and, nowadays, no expires_in). The key is kept for encrypted_phone().
+        body: dict[str, object] = {"session_key": self._grants.issue_session_key(app.appid, user_key), "openid": openid}
         unionid = self.unionid_for(app.appid, user_key) if user_key in self.users else None
         if unionid is not None:
             body["unionid"] = unionid

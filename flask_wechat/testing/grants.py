@@ -1,33 +1,88 @@
 """Codes and tokens of the fake WeChat: their lifetimes and the errcodes they end in.
 
 Pure bookkeeping driven by an injectable clock, so tests can expire a code or a
-token without sleeping. Not thread-safe on its own: :class:`FakeWeChat` holds the lock.
+token without sleeping. Not thread-safe on its own: :class:`FakeWeChat` holds the lock
+(except :class:`ShiftedClock`, which other threads read while the fake answers).
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import secrets
 import string
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 from .. import protocol
 
-__all__ = ["JS_CODE_LIFETIME", "Grant", "GrantStore", "SnsError", "new_code", "new_session_key", "new_token"]
+__all__ = [
+    "JS_CODE_LIFETIME",
+    "PHONE_CODE_LIFETIME",
+    "Grant",
+    "GrantStore",
+    "ShiftedClock",
+    "SnsError",
+    "new_code",
+    "new_phone_code",
+    "new_session_key",
+    "new_token",
+]
 
 _CODE_ALPHABET: Final = string.ascii_letters + string.digits
 #: A ``wx.login()`` code lives 5 minutes, like an OA code.
 JS_CODE_LIFETIME: Final = 300
+#: A phone-number button's code lives 5 minutes and is single use.
+PHONE_CODE_LIFETIME: Final = 300
 
 
 class SnsError(Exception):
-    """An ``/sns/*`` call fails with this WeChat errcode."""
+    """A WeChat API call fails with this errcode; ``text`` replaces WeChat's usual errmsg (a rid is added)."""
 
-    def __init__(self, errcode: int) -> None:
+    def __init__(self, errcode: int, text: str | None = None) -> None:
         super().__init__(errcode)
         self.errcode = errcode
+        self.text = text
+
+
+class ShiftedClock:
+    """A time source plus an offset that only grows: :meth:`advance` moves the fake's time forward.
+
+    Tests and demos skip hours (a token's lifetime, a fake day) without sleeping and
+    without replacing the clock the fake was built with. Thread-safe.
+    """
+
+    def __init__(self, source: Callable[[], float]) -> None:
+        self._lock = threading.Lock()
+        self._source = source
+        self._offset = 0.0
+
+    @property
+    def source(self) -> Callable[[], float]:
+        """The underlying time source (``time.time`` unless the fake was given another)."""
+        return self._source
+
+    @source.setter
+    def source(self, source: Callable[[], float]) -> None:
+        with self._lock:
+            self._source = source
+
+    def __call__(self) -> float:
+        with self._lock:
+            source, offset = self._source, self._offset
+        return source() + offset
+
+    def advance(self, seconds: float) -> float:
+        """Move the time forward by ``seconds`` (never back) and return the new time."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+            raise ValueError("seconds must be a finite number")
+        if seconds < 0:
+            raise ValueError("the fake's time only moves forward")
+        with self._lock:
+            self._offset += seconds
+        return self()
 
 
 def new_code() -> str:
@@ -43,6 +98,11 @@ def new_token() -> str:
 def new_session_key() -> str:
     """A mini program ``session_key``: 16 random bytes in standard base64 (24 characters)."""
     return base64.b64encode(secrets.token_bytes(16)).decode("ascii")
+
+
+def new_phone_code() -> str:
+    """A phone-number button's code: 64 hex digits, like the documentation's example."""
+    return secrets.token_hex(32)
 
 
 @dataclass
@@ -83,6 +143,8 @@ class GrantStore:
         self._js_codes: dict[str, _Code] = {}
         self._by_access: dict[str, Grant] = {}
         self._by_refresh: dict[str, Grant] = {}
+        self._phone_codes: dict[str, _Code] = {}
+        self._session_keys: dict[tuple[str, str], str] = {}
 
     def clear(self) -> None:
         """Forget everything issued so far."""
@@ -90,6 +152,42 @@ class GrantStore:
         self._js_codes.clear()
         self._by_access.clear()
         self._by_refresh.clear()
+        self._phone_codes.clear()
+        self._session_keys.clear()
+
+    def issue_session_key(self, appid: str, user_key: str) -> str:
+        """A new ``session_key`` for a ``jscode2session`` answer, remembered as the user's latest one.
+
+        WeChat may hand out a new key on each login; legacy ``encryptedData`` is sealed
+        with the latest, so an app that kept an older key cannot open it.
+        """
+        key = new_session_key()
+        self._session_keys[(appid, user_key)] = key
+        return key
+
+    def session_key(self, appid: str, user_key: str) -> str | None:
+        """The last ``session_key`` given out for this user of this mini program, if any."""
+        return self._session_keys.get((appid, user_key))
+
+    def issue_phone_code(self, appid: str, user_key: str, openid: str) -> str:
+        """Mint the code a phone-number button gives (single use, 300 s, only ``getuserphonenumber`` takes it)."""
+        code = new_phone_code()
+        self._phone_codes[code] = _Code(appid, user_key, openid, "", self.clock() + PHONE_CODE_LIFETIME)
+        return code
+
+    def redeem_phone_code(self, appid: str, code: str, openid: str | None = None) -> str:
+        """The user_key behind a phone code: 40029 if unknown, another app's, expired or used.
+
+        ``openid`` (optional in the request) must be the code's user's, else 40003 and
+        the code stays usable.
+        """
+        entry = self._phone_codes.get(code)
+        if entry is None or entry.appid != appid or entry.used or self.clock() >= entry.expires_at:
+            raise SnsError(40029)
+        if openid is not None and openid != entry.openid:
+            raise SnsError(40003)
+        entry.used = True
+        return entry.user_key
 
     def issue_code(
         self,

@@ -1,7 +1,8 @@
 """What the fake's page and control modules need from the fake, as structural types.
 
-:mod:`.authorize`, :mod:`.qrconnect` and :mod:`.control` answer requests for a
-:class:`~flask_wechat.testing.FakeWeChat`, which passes itself in. They name the few
+:mod:`.authorize`, :mod:`.qrconnect`, :mod:`.control`, :mod:`.simulator` and
+:mod:`.serverapis` answer requests for a :class:`~flask_wechat.testing.FakeWeChat`,
+which passes itself in. They name the few
 members they use through these Protocols and never import :mod:`.fake`, so the
 dependency runs one way: the fake imports its pages, not the reverse. Any object with
 these members will do (a page over a trimmed user list, say).
@@ -14,7 +15,10 @@ from typing import Literal, Protocol
 
 from .accounts import FakeApp, FakeUser
 
-__all__ = ["ConsentBackend", "ControlTarget", "DenyMode", "RequestRecord"]
+__all__ = ["ConsentBackend", "ControlTarget", "DenyMode", "Directory", "RequestRecord", "TokenFamily"]
+
+#: An app token family: ``"token"`` (``/cgi-bin/token``) or ``"stable"`` (``/cgi-bin/stable_token``).
+TokenFamily = Literal["token", "stable"]
 
 #: How a refused consent answers: "no_redirect" shows a page (observed); "redirect" goes to
 #: redirect_uri?state=STATE (legacy doc).
@@ -36,8 +40,22 @@ class ConsentBackend(Protocol):
     def issue_code(self, appid: str, user_key: str, scope: str | None = None) -> str: ...
 
 
+class Directory(Protocol):
+    """Who the fake knows, as the server APIs (``/cgi-bin/*``, ``/wxa/*``) read it."""
+
+    @property
+    def apps(self) -> Mapping[str, FakeApp]: ...
+
+    @property
+    def users(self) -> Mapping[str, FakeUser]: ...
+
+    def openid_for(self, appid: str, user_key: str, *, snapshot: bool = False) -> str: ...
+
+    def unionid_for(self, appid: str, user_key: str, *, snapshot: bool = False) -> str | None: ...
+
+
 class RequestRecord(Protocol):
-    """One recorded ``/sns/*`` request, as ``/_fake/requests`` shows it."""
+    """One recorded API request, as ``/_fake/requests`` shows it."""
 
     @property
     def method(self) -> str: ...
@@ -50,6 +68,9 @@ class RequestRecord(Protocol):
 
     @property
     def query(self) -> Sequence[tuple[str, str]]: ...
+
+    @property
+    def body(self) -> str: ...
 
 
 class ControlTarget(Protocol):
@@ -69,6 +90,33 @@ class ControlTarget(Protocol):
     def issue_code(self, appid: str, user_key: str, scope: str | None = None) -> str: ...
 
     def issue_js_code(self, appid: str, user_key: str) -> str: ...
+
+    def issue_phone_code(self, appid: str, user_key: str) -> str: ...
+
+    def encrypted_phone(self, appid: str, user_key: str) -> tuple[str, str]: ...
+
+    def now(self) -> float: ...
+
+    def advance(self, seconds: float) -> float: ...
+
+    def refuse_ip(self, ip: str = ..., errcode: int = ...) -> None: ...
+
+    def allow_ip(self) -> None: ...
+
+    def expire_app_tokens(self) -> None: ...
+
+    def revoke_app_tokens(self) -> None: ...
+
+    def app_tokens_issued(self, appid: str, family: TokenFamily | None = None) -> int: ...
+
+    def force_refreshes(self, appid: str) -> int: ...
+
+    def tickets_issued(self, appid: str, ticket_type: str = "jsapi") -> int: ...
+
+    @property
+    def stale_token_calls(self) -> int: ...
+
+    def verify_jssdk(self, appid: str, timestamp: int | str, noncestr: str, signature: str, url: str) -> bool: ...
 
     def snapshot_next(self, times: int = 1) -> None: ...
 

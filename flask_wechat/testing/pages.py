@@ -1,8 +1,9 @@
-"""The HTML the fake's open.weixin.qq.com side shows: consent, QR scan, errors, refusal, index.
+"""The HTML the fake shows: consent, QR scan, errors, refusal, index, and the mini program simulator.
 
 Plain strings and no external assets; the only JavaScript is the one-line top-window
-navigation of the embedded QR login. Element ids and names are stable because
-browser tests click them (``input[name=user][value=KEY]``, ``#allow``, ``#deny``).
+navigation of the embedded QR login and the simulator's buttons. Element ids and
+names are stable because browser tests click them (``input[name=user][value=KEY]``,
+``#allow``, ``#deny``, ``#login``, ``#phone``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "fake_qr_svg",
     "index_page",
     "js_string",
+    "miniprogram_page",
     "scan_page",
     "top_redirect_page",
 ]
@@ -277,3 +279,127 @@ def index_page(apps: Iterable[FakeApp], users: Iterable[FakeUser], endpoints: It
         f"<h2>Endpoints</h2><ul>{rows}</ul><h2>Apps</h2><ul>{app_rows}</ul><h2>Users</h2><ul>{user_rows}</ul>"
     )
     return _page("Fake WeChat", body, lang="en")
+
+
+_SIMULATOR_STYLE: Final = """
+.simulator dl{font-size:.85rem;margin:.5rem 0}.simulator dt{color:#888}
+.simulator dd{margin:0 0 .25rem;word-break:break-all}
+.simulator pre{background:#f7f7f7;border-radius:4px;padding:.5rem;margin:.5rem 0;min-height:1.2rem;
+ font-size:.8rem;white-space:pre-wrap;word-break:break-all}
+.simulator .primary{background:#07c160;color:#fff}.simulator .secondary{background:#f2f2f2;color:#06ae56}
+"""
+
+_SIMULATOR_SCRIPT: Final = """
+(function () {
+  var setup = __SETUP__, bearer = null;
+  function byId(id) { return document.getElementById(id); }
+  function user() { var c = document.querySelector('input[name="user"]:checked'); return c ? c.value : ""; }
+  function show(id, text, status) {
+    var out = byId(id);
+    out.textContent = text;
+    out.setAttribute("data-status", String(status));
+  }
+  function control(path, data) {
+    return fetch(setup.control + path, {
+      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(data)
+    }).then(function (response) {
+      return response.json().then(function (body) {
+        if (!response.ok) throw new Error(body.error || ("HTTP " + response.status));
+        return body;
+      });
+    });
+  }
+  function post(url, data) {
+    var headers = {"Content-Type": "application/json"};
+    if (bearer && setup.auth !== "cookie") headers.Authorization = "Bearer " + bearer;
+    return fetch(url, {method: "POST", credentials: "include", headers: headers, body: JSON.stringify(data)})
+      .then(function (response) {
+        return response.text().then(function (text) { return {status: response.status, text: text}; });
+      });
+  }
+  function report(id, answer) {
+    var text = answer.text;
+    try { text = JSON.stringify(JSON.parse(text), null, 2); } catch (e) { /* not JSON: show it as sent */ }
+    show(id, "HTTP " + answer.status + "\\n" + text, answer.status);
+    return answer;
+  }
+  function failed(id) { return function (error) { show(id, String(error), "error"); }; }
+  byId("login").addEventListener("click", function () {
+    show("login-result", "…", "pending");
+    control("/_fake/js-code", {appid: setup.appid, user: user()})
+      .then(function (answer) { return post(setup.login, {code: answer.code}); })
+      .then(function (answer) {
+        report("login-result", answer);
+        bearer = null;
+        try {
+          var data = JSON.parse(answer.text);
+          if (data && typeof data.token === "string") bearer = data.token;
+        } catch (e) { /* no token in a non-JSON answer */ }
+      }, failed("login-result"));
+  });
+  function share(controlPath, body) {
+    show("phone-result", "…", "pending");
+    control(controlPath, {appid: setup.appid, user: user()})
+      .then(function (answer) { return post(setup.phone, body(answer)); })
+      .then(function (answer) { report("phone-result", answer); }, failed("phone-result"));
+  }
+  if (byId("phone")) {
+    byId("phone").addEventListener("click", function () {
+      share("/_fake/phone-code", function (answer) { return {code: answer.code}; });
+    });
+    byId("phone-legacy").addEventListener("click", function () {
+      share("/_fake/encrypted-phone", function (answer) {
+        return {encryptedData: answer.encryptedData, iv: answer.iv};
+      });
+    });
+  }
+})();
+"""
+
+
+def miniprogram_page(
+    app: FakeApp, users: Sequence[FakeUser], *, control: str, login: str, phone: str | None, auth: str | None
+) -> str:
+    """A stand-in for a mini program: pick a test user, ``wx.login()``, then share the phone number.
+
+    The buttons ask the fake (under ``control``) for what WeChat would give the mini
+    program (a login code, a phone code, legacy ``encryptedData``) and POST it as JSON
+    to the app's ``login`` and ``phone`` URLs, with the cookie, or with
+    ``Authorization: Bearer`` when the login answer carried a ``token`` (unless ``auth``
+    is ``"cookie"``). Each answer is shown as received.
+    """
+    choices = "".join(_user_choice(user, index == 0) for index, user in enumerate(users))
+    setup = {"appid": app.appid, "control": control, "login": login, "phone": phone, "auth": auth or "auto"}
+    phone_part = (
+        '<button type="button" id="phone" class="primary">手机号快速验证 / Share phone number</button>'
+        '<button type="button" id="phone-legacy" class="secondary">'
+        "旧版 encryptedData / Legacy encryptedData</button>"
+        '<pre id="phone-result" data-status=""></pre>'
+        if phone
+        else '<p id="no-phone"><small>没有 phone 参数：不能测试手机号。 / No phone URL given: '
+        "the phone number buttons are off.</small></p>"
+    )
+    body = (
+        f'<h1>小程序模拟器 · Mini program simulator</h1><p id="appname" translate="no">「{escape(app.name)}」 '
+        f"<small><code>{escape(app.appid)}</code></small></p>"
+        "<p><small>模拟微信：这不是小程序。选择一个测试用户，然后像小程序那样调用你的服务器。<br>"
+        '<span lang="en">Fake WeChat: not a mini program. Pick a test user, then call your server the way '
+        "a mini program does.</span></small></p>"
+        f'<dl><dt>登录地址 / Login URL</dt><dd><code id="login-url">{escape(login)}</code></dd>'
+        f'<dt>手机号地址 / Phone URL</dt><dd><code id="phone-url">{escape(phone or "—")}</code></dd>'
+        f'<dt>凭证 / Credential</dt><dd><code id="auth">{escape(auth or "auto")}</code></dd></dl>'
+        f'<form id="simulator" onsubmit="return false"><fieldset><legend>以测试用户身份 / As test user</legend>'
+        f"{choices}</fieldset>"
+        '<button type="button" id="login" class="primary">wx.login() 登录 / Log in</button>'
+        f'<pre id="login-result" data-status=""></pre>{phone_part}</form>'
+        f"<script>{_SIMULATOR_SCRIPT.replace('__SETUP__', _js_object(setup))}</script>"
+    )
+    return _page("小程序模拟器 · Mini program simulator", body, css=_SIMULATOR_STYLE, body_class="simulator")
+
+
+def _js_object(data: dict[str, str | None]) -> str:
+    """``data`` as a JavaScript object literal, safe inside a ``<script>`` element."""
+    items = ", ".join(
+        f"{js_string(key)}: {'null' if value is None else js_string(value)}" for key, value in data.items()
+    )
+    return "{" + items + "}"

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 __all__ = ["FakeWeChatServer", "describe", "serve_forever"]
 
 _Answer = tuple[str, list[tuple[str, str]], list[bytes]]
+#: The API host's paths: each request there costs ``request_latency`` (pages and control endpoints do not).
+_API_PREFIXES = ("/sns/", "/cgi-bin/", "/wxa/")
 #: The config keys of each kind of app, as flask_wechat reads them.
 _CONFIG_PREFIX: dict[AppKind, str] = {
     "official_account": "WECHAT",
@@ -138,8 +140,9 @@ class _KeepAliveHandler(WSGIRequestHandler):
 class FakeWeChatServer:
     """A :class:`FakeWeChat` on a loopback port, in a daemon thread; also a context manager.
 
-    ``request_latency`` is slept before answering each ``/sns/*`` request (a simulated
-    round trip); ``connect_latency`` once per new connection (a simulated TCP+TLS handshake).
+    ``request_latency`` is slept before answering each API request (``/sns/*``,
+    ``/cgi-bin/*``, ``/wxa/*``: a simulated round trip); ``connect_latency`` once per
+    new connection (a simulated TCP+TLS handshake).
     """
 
     def __init__(
@@ -239,7 +242,7 @@ class FakeWeChatServer:
                 sock.shutdown(socket.SHUT_RDWR)
 
     def _app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if self.request_latency and environ.get("PATH_INFO", "").startswith("/sns/"):
+        if self.request_latency and environ.get("PATH_INFO", "").startswith(_API_PREFIXES):
             time.sleep(self.request_latency)
         return self.fake(environ, start_response)
 

@@ -12,7 +12,15 @@ import secrets
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["ERRMSGS", "encode", "error_body", "new_rid"]
+__all__ = ["ERRMSGS", "JSON_CONTENT_TYPE", "STABLE_TOKEN_HINT", "encode", "error_body", "new_rid", "with_rid"]
+
+#: What ``/cgi-bin/token`` sends, errors included (``encoding=``, not ``charset=``); assumed for the
+#: other ``/cgi-bin`` and ``/wxa`` JSON endpoints too.
+JSON_CONTENT_TYPE: Final = "application/json; encoding=utf-8"
+#: What WeChat appends (since 2023) to a stale token's 40001 and to ``/cgi-bin/token``'s 45009.
+STABLE_TOKEN_HINT: Final = (
+    ", could get access_token by getStableAccessToken, more details at https://mmbizurl.cn/s/JtxxFh33r"
+)
 
 #: WeChat's usual ``errmsg`` per errcode, without the ``rid`` suffix.
 ERRMSGS: Final[Mapping[int, str]] = {
@@ -21,11 +29,15 @@ ERRMSGS: Final[Mapping[int, str]] = {
     40002: "invalid grant_type",
     40003: "invalid openid",
     40013: "invalid appid",
+    40014: "invalid access_token",  # the text on api.weixin.qq.com is UNCONFIRMED
     40029: "invalid code",
     40030: "invalid refresh_token",
     40066: "invalid url",
+    40097: "invalid args",
     40125: "invalid appsecret",
     40163: "code been used",
+    # The IP varies: refuse_ip() puts the refused one in; this is for fail_next().
+    40164: "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist",
     40226: "code blocked",
     41001: "access_token missing",
     41002: "appid missing",
@@ -35,9 +47,13 @@ ERRMSGS: Final[Mapping[int, str]] = {
     42001: "access_token expired",
     42002: "refresh_token expired",
     43001: "require GET method",
+    43002: "require POST method",
     45009: "reach max api daily quota limit",
     45011: "api minute-quota reach limit, must slower, retry next minute",
+    47001: "data format error",
     48001: "api unauthorized",
+    # As observed; refuse_ip() answers 61004 in 40164's shape instead, which names the IP the same way.
+    61004: "access clientip is not registered requestIP: 203.0.113.7",
 }
 
 # json.dumps escapes C0 controls as \u00XX; WeChat sends them raw (an odd run of
@@ -65,8 +81,13 @@ def encode(data: Mapping[str, object]) -> bytes:
     return _CONTROL_ESCAPE.sub(_raw_controls, text).encode("utf-8")
 
 
+def with_rid(text: str) -> str:
+    """``text`` with a fresh ``, rid: ...`` suffix, as WeChat sends every errmsg."""
+    return f"{text}, rid: {new_rid()}"
+
+
 def error_body(errcode: int, errmsg: str | None = None) -> bytes:
     """An error body; WeChat's usual errmsg gets a fresh ``, rid: ...``, an explicit one is kept verbatim."""
     if errmsg is None:
-        errmsg = f"{ERRMSGS[errcode]}, rid: {new_rid()}"
+        errmsg = with_rid(ERRMSGS[errcode])
     return encode({"errcode": errcode, "errmsg": errmsg})
