@@ -171,7 +171,8 @@ class IPNotAllowedError(CredentialsError):
         )
 
 
-_CALLER_IP: Final = re.compile(r"(?:invalid ip|from ip:)\s*([0-9A-Fa-f.:]*[0-9A-Fa-f])")
+# "invalid ip 1.2.3.4 ipv6 ...", "requestIP: 1.2.3.4" (61004), WeCom's "from ip: 1.2.3.4".
+_CALLER_IP: Final = re.compile(r"(?:invalid ip|requestIP:|from ip:)\s*([0-9A-Fa-f.:]*[0-9A-Fa-f])")
 
 
 class AccessTokenError(WeChatAPIError):

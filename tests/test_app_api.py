@@ -424,3 +424,18 @@ def test_tokens_command_names_the_ip_to_whitelist(app: Flask, fake_wechat: FakeW
     result = app.test_cli_runner().invoke(wechat_cli, ["tokens", "--fetch"])
     assert result.exit_code == 1
     assert "203.0.113.9" in result.output
+
+
+def test_the_installed_fake_ages_tokens_on_its_own_clock(tmp_path: Any) -> None:
+    from examples.app import create_app
+    from examples.app import wechat as demo_wechat
+
+    demo = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}"})
+    fake: FakeWeChat = demo.extensions["wechat_fake"]
+    with demo.app_context():
+        first = demo_wechat.app_token("oa")
+        fake.advance(7200)
+        assert demo_wechat.app_token("oa") != first
+        demo_wechat.app_api("oa").follower(fake.openid_for(DEMO_APPID, "alice"))
+    assert fake.stale_token_calls == 0
+    assert fake.app_tokens_issued(DEMO_APPID) == 2

@@ -541,7 +541,7 @@ def test_auth_ok(fake_wechat: FakeWeChat, http: requests.Session, base: str) -> 
 
 def test_unknown_path_is_40066(http: requests.Session, base: str) -> None:
     assert_error(body(get(http, base, "/sns/oauth2/nothing")), 40066)
-    assert_error(body(get(http, base, "/cgi-bin/token")), 40066)
+    assert_error(body(get(http, base, "/cgi-bin/nothing")), 40066)
 
 
 # -- fault injection and recording ----------------------------------------------------------------

@@ -45,7 +45,8 @@ _CREDENTIAL_KEYS: Final = tuple(
 def install(app: Flask, *, path: str = DEFAULT_PATH, fake: FakeWeChat | None = None) -> FakeWeChat:
     """Mount ``fake`` (a new :class:`FakeWeChat` by default) at ``path`` and point the extension at it.
 
-    Fills in the fake's three demo apps and sets ``WECHAT_FAKE``. Call it before
+    Fills in the fake's three demo apps, sets ``WECHAT_FAKE`` and measures app token lifetimes
+    on the fake's clock (``WECHAT_CLOCK``). Call it before
     ``wechat.init_app(app)``; the fake is then ``app.extensions["wechat_fake"]``.
     """
     if "wechat" in app.extensions:
@@ -78,6 +79,8 @@ def install(app: Flask, *, path: str = DEFAULT_PATH, fake: FakeWeChat | None = N
         WECHAT_OPEN_BASE_URL=path.rstrip("/"),
         WECHAT_API_BASE_URL=IN_APP_API_BASE_URL,
         WECHAT_HTTP_ADAPTERS={IN_APP_API_BASE_URL: WSGIAdapter(_seen_from_browsers(fake, path.rstrip("/")))},
+        # App tokens and tickets age on the fake's clock, which tests can move (fake.advance).
+        WECHAT_CLOCK=fake.now,
     )
     app.extensions[EXTENSION_KEY] = fake
     return fake
