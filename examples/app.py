@@ -47,6 +47,7 @@ WORDS: dict[str, dict[str, str]] = {
         "avatar": "微信头像",
         "logged_in": "已通过微信登录",
         "user_id": "本站用户 ID",
+        "phone": "手机号（在小程序中授权）",
         "apps": "你用过的微信应用",
         "official_account": "公众号",
         "website": "网站应用",
@@ -70,6 +71,7 @@ WORDS: dict[str, dict[str, str]] = {
         "avatar": "WeChat avatar",
         "logged_in": "Logged in with WeChat",
         "user_id": "User id on this site",
+        "phone": "Phone number (shared in the mini program)",
         "apps": "WeChat apps you used",
         "official_account": "Official Account",
         "website": "Website app",
@@ -149,6 +151,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                 account=latest,
                 accounts=[(account, words[kinds.get(account.appid, "other_app")]) for account in accounts],
                 user=current_user,
+                # Only once they shared it from the mini program (POST /wechat/miniprogram/phone).
+                phone=wechat.phone_number(current_user),
                 # Shown when there is no avatar; nicknames may start with a control character.
                 initial=next((ch for ch in latest.nickname if ch > " "), "?") if latest else "?",
             )

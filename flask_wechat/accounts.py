@@ -19,7 +19,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, scoped_session
 
-from . import protocol
+from . import protocol, serverapi
 from .crypto import TokenCipher
 from .errors import (
     AccountConflictError,
@@ -75,6 +75,8 @@ _NOT_NULL = re.compile(
 )
 _TOO_LONG = re.compile(r"for column '(\w+)'|character varying\((\d+)\)", re.I)
 _RACE_WORDS = ("deadlock", "serializ", "lock wait timeout", "could not serialize")
+#: The account columns sealed with ``WECHAT_TOKEN_KEYS``.
+_SEALED_FIELDS = ("access_token", "refresh_token", "session_key", "phone_number", "pure_phone_number")
 #: WeChat's avatar hosts (``headimgurl``): they serve https, though older answers say ``http://``.
 _AVATAR_HOSTS = frozenset({"thirdwx.qlogo.cn", "wx.qlogo.cn"})
 
@@ -209,7 +211,11 @@ class Accounts:
         query = select(self.account_model).filter_by(user_id=user.id).order_by(self.account_model.id)
         if appid is not None:
             query = query.filter_by(appid=appid)
-        return list(self.session.execute(query).unique().scalars())
+        try:
+            return list(self.session.execute(query).unique().scalars())
+        except (OperationalError, InterfaceError) as exc:
+            self.session.rollback()
+            raise ServiceUnavailableError("database", type(exc.orig).__name__) from None
 
     def release(self) -> None:
         """End the read transaction (before a WeChat call), so no pooled connection waits on WeChat.
@@ -376,6 +382,33 @@ class Accounts:
         """A mini program account's ``session_key`` (to decrypt the user's encrypted data)."""
         return self._open(account.session_key)
 
+    def save_phone(self, account: Any, phone: serverapi.PhoneNumber) -> None:
+        """Keep the phone number a mini program user shared, the two numbers sealed like the tokens.
+
+        A database outage is a :class:`ServiceUnavailableError`; no error or log line holds the number.
+        """
+        limit = self._column_length("phone_country_code")
+        if limit is not None and len(phone.country_code) > limit:
+            raise WeChatResponseError(f"WeChat sent a countryCode longer than the {limit} characters it is stored in")
+        account.phone_number = self._seal(phone.phone_number)
+        account.pure_phone_number = self._seal(phone.pure_phone_number)
+        account.phone_country_code = phone.country_code
+        account.phone_updated_at = utcnow()
+        try:
+            self.session.commit()
+        except DBAPIError as exc:
+            self.session.rollback()
+            # The driver's message may quote the values: only its type is told.
+            log.error("phone number not stored: %s", type(exc.orig).__name__)
+            raise ServiceUnavailableError("database", type(exc.orig).__name__) from None
+
+    def phone_of(self, account: Any) -> serverapi.PhoneNumber | None:
+        """The phone number stored on ``account``; ``None`` when none was shared (or no key opens it)."""
+        number, pure = self._open(account.phone_number), self._open(account.pure_phone_number)
+        if not number or not pure or not account.phone_country_code:
+            return None
+        return serverapi.PhoneNumber(number, pure, account.phone_country_code)
+
     def _seal(self, value: str) -> str:
         return self.cipher.seal(value) if self.cipher else value
 
@@ -431,7 +464,7 @@ class Accounts:
         return token
 
     def rotate_token_keys(self, batch: int = 500) -> int:
-        """Re-seal every stored token with the first key; return how many accounts changed."""
+        """Re-seal every stored token (and phone number) with the first key; return how many accounts changed."""
         if self.cipher is None:
             return 0
         changed, last_id = 0, 0
@@ -440,7 +473,9 @@ class Accounts:
                 select(self.account_model)
                 .where(
                     self.account_model.id > last_id,
-                    self.account_model.access_token.is_not(None) | self.account_model.session_key.is_not(None),
+                    self.account_model.access_token.is_not(None)
+                    | self.account_model.session_key.is_not(None)
+                    | self.account_model.phone_number.is_not(None),
                 )
                 .order_by(self.account_model.id)
                 .limit(batch)
@@ -449,7 +484,7 @@ class Accounts:
             if not accounts:
                 return changed
             for account in accounts:
-                for field in ("access_token", "refresh_token", "session_key"):
+                for field in _SEALED_FIELDS:
                     if getattr(account, field):
                         setattr(account, field, self.cipher.rotate(getattr(account, field)))
                 last_id = account.id

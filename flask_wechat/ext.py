@@ -16,7 +16,7 @@ from weakref import WeakKeyDictionary
 from flask import Flask, Request, current_app
 from flask_login import LoginManager, user_accessed
 
-from . import config, protocol
+from . import config, protocol, serverapi
 from .accounts import Accounts, Grant, Identity, LoginRecord
 from .appapi import AppAPI
 from .client import WeChatApp
@@ -24,6 +24,7 @@ from .compliance import redact_transport_logs
 from .errors import ConfigurationError, ReauthorizationRequired, RefreshTokenError
 from .login import Logins
 from .models import render_item
+from .phone import phone_number_of
 from .runtime import Hooks, Runtime, UserFactory, build
 from .views import LoginViews
 
@@ -199,6 +200,14 @@ class WeChat:
             raise ReauthorizationRequired() from None
         accounts.save_profile(account, userinfo)
         return userinfo
+
+    def phone_number(self, user: Any) -> serverapi.PhoneNumber | None:
+        """The phone number ``user`` shared through the mini program (decrypted), or ``None``.
+
+        The mini program sends it to ``POST /wechat/miniprogram/phone``; ``phone_number``
+        includes the country code for numbers outside China, ``pure_phone_number`` does not.
+        """
+        return phone_number_of(self.runtime, user)
 
     def rotate_token_keys(self) -> int:
         """Re-encrypt every stored token with the first of ``WECHAT_TOKEN_KEYS``; return the count.

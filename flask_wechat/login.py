@@ -29,7 +29,7 @@ from flask import Request, current_app, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from . import errors, protocol, serverapi, signals
+from . import protocol, serverapi, signals
 from .accounts import Accounts, Grant, Identity, LoginRecord
 from .appapi import AppAPI
 from .compliance import as_authlib_token
@@ -40,12 +40,12 @@ from .errors import (
     ServiceUnavailableError,
     SnapshotUserError,
     StateError,
-    WeChatAPIError,
     WeChatError,
 )
 from .loginstate import SignedState
 from .miniprogram import bearer_user
 from .models import utcnow
+from .outcomes import error_from_record, error_record, wait_for
 from .runtime import Runtime, WebFlow
 from .store import SQLStore, store_key
 
@@ -57,8 +57,6 @@ log = logging.getLogger(__name__)
 DENIED_CODE: Final = "authdeny"
 #: Scopes whose token may fetch the profile.
 PROFILE_SCOPES: Final = frozenset({protocol.SCOPE_USERINFO, protocol.SCOPE_LOGIN})
-#: How long a second hit of one login waits for the first hit's outcome.
-DUPLICATE_WAIT_SECONDS: Final = 10.0
 
 
 @dataclass(frozen=True)
@@ -246,15 +244,11 @@ class Logins:
 
     def _replay(self, signed: SignedState, outcome_key: str, next_url: str) -> Response:
         """A second hit of a login this browser took part in: the first hit's outcome, not a second exchange."""
-        waited, delay = 0.0, 0.05
-        while (recorded := self.runtime.store.get(outcome_key)) is None:
-            if waited >= DUPLICATE_WAIT_SECONDS:
-                raise StateError()  # the first hit never finished
-            self._sleep(delay)
-            waited += delay
-            delay = min(delay * 2, 0.5)
+        recorded = wait_for(lambda: self.runtime.store.get(outcome_key), self._sleep)
+        if recorded is None:
+            raise StateError()  # the first hit never finished
         if recorded.startswith("{"):
-            raise _error_from_record(json.loads(recorded))
+            raise error_from_record(json.loads(recorded))
         user = self.runtime.accounts().load_user(recorded)
         if user is None:
             raise StateError()  # deleted, or marked for re-authorization, since the first hit
@@ -266,7 +260,7 @@ class Logins:
     def _remember_failure(self, outcome_key: str, exc: WeChatError) -> None:
         """Keep a failure as the login's outcome, so a reload answers at once (best effort)."""
         try:
-            self.runtime.store.set(outcome_key, _error_record(exc), protocol.QR_CODE_LIFETIME)
+            self.runtime.store.set(outcome_key, error_record(exc), protocol.QR_CODE_LIFETIME)
         except ServiceUnavailableError:
             log.warning("the outcome of a failed WeChat login could not be kept: the shared store is unavailable")
 
@@ -355,26 +349,3 @@ def _code(args: Any) -> str:
 
 def _bare_user(user_model: type[Any]) -> Callable[[Identity], Any]:
     return lambda identity: user_model()
-
-
-def _error_record(exc: WeChatError) -> str:
-    """A failure as a stored outcome (a success is the user's id; a failure is a JSON object)."""
-    if isinstance(exc, WeChatAPIError):
-        return json.dumps({"errcode": exc.errcode, "errmsg": exc.errmsg, "endpoint": exc.endpoint})
-    if isinstance(exc, ServiceUnavailableError):
-        return json.dumps({"error": type(exc).__name__, "service": exc.service})
-    return json.dumps({"error": type(exc).__name__})
-
-
-def _error_from_record(data: dict[str, Any]) -> WeChatError:
-    if "errcode" in data:
-        return errors.error_for(int(data["errcode"]), str(data.get("errmsg", "")), str(data.get("endpoint", "")))
-    if "service" in data:
-        return ServiceUnavailableError(str(data["service"]))
-    kind = getattr(errors, str(data.get("error")), None)
-    if isinstance(kind, type) and issubclass(kind, WeChatError):
-        try:
-            return kind()
-        except TypeError:
-            return StateError()
-    return StateError()

@@ -28,6 +28,7 @@ from .errors import (
     ServiceUnavailableError,
     StorageError,
     SystemBusyError,
+    UserDataError,
     WeChatError,
     WeChatResponseError,
     WeChatTransportError,
@@ -37,7 +38,15 @@ if TYPE_CHECKING:
     from .login import Logins
     from .runtime import Runtime
 
-__all__ = ["BadMiniProgramRequest", "bearer_user", "error_answer", "log_in_with_code", "read_code"]
+__all__ = [
+    "BadMiniProgramRequest",
+    "NoMiniProgramAccountError",
+    "PhoneCodeTakenError",
+    "bearer_user",
+    "error_answer",
+    "log_in_with_code",
+    "read_code",
+]
 
 _TOKEN_SALT: Final = "flask-wechat mini program login"
 
@@ -46,9 +55,20 @@ class BadMiniProgramRequest(LoginFlowError):
     """The request carried no usable ``code`` (send JSON ``{"code": "<wx.login() code>"}``)."""
 
 
+class NoMiniProgramAccountError(LoginFlowError):
+    """The logged-in user has never logged in through the mini program: there is no account to ask for."""
+
+
+class PhoneCodeTakenError(LoginFlowError):
+    """Another user already sent this ``getPhoneNumber`` code: one person's number is never shown to another."""
+
+
 #: (exception class, HTTP status, stable error code); the first match wins.
 _ERRORS: Final[tuple[tuple[type[WeChatError], int, str], ...]] = (
     (BadMiniProgramRequest, 400, "invalid_request"),
+    (NoMiniProgramAccountError, 403, "no_miniprogram_account"),
+    (PhoneCodeTakenError, 400, "code_used"),
+    (UserDataError, 400, "invalid_data"),
     (CodeUsedError, 400, "code_used"),
     (CodeBlockedError, 403, "code_blocked"),
     (CodeError, 400, "invalid_code"),
@@ -118,7 +138,7 @@ def bearer_user(runtime: Runtime, token: str) -> Any:
 
 
 def error_answer(exc: WeChatError) -> tuple[dict[str, Any], int]:
-    """The JSON error and status for a failed mini program login (no code, token or key in it)."""
+    """The JSON error and status for a failed mini program request (no code, token, key or number in it)."""
     status, code = next((status, code) for kind, status, code in _ERRORS if isinstance(exc, kind))
     answer: dict[str, Any] = {"error": code}
     errcode = getattr(exc, "errcode", None)

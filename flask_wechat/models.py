@@ -226,7 +226,7 @@ def _user_mapper(cls: type[Any]) -> Mapper[Any] | None:
 
 
 class WeChatAccountMixin:
-    """One WeChat identity ``(appid, openid)``, its profile and its tokens.
+    """One WeChat identity ``(appid, openid)``, its profile, its tokens and the phone number shared through it.
 
     It belongs to the app's user model: the mapped class with :class:`WeChatUserMixin` in the
     same declarative base (declared before this one), whatever its table is called. When there
@@ -253,6 +253,14 @@ class WeChatAccountMixin:
     #: WeChat never extends a refresh token: 30 days after the authorization it came from.
     refresh_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     profile_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    #: A mini program user's phone number as WeChat gave it, with the country code for numbers
+    #: outside China (sealed like the tokens); only when they shared it (``POST /wechat/miniprogram/phone``).
+    phone_number: Mapped[str | None] = mapped_column(Text, default=None)
+    #: The same number without the country code (sealed like the tokens).
+    pure_phone_number: Mapped[str | None] = mapped_column(Text, default=None)
+    #: Its country code, e.g. ``"86"``.
+    phone_country_code: Mapped[str | None] = mapped_column(String(8), default=None)
+    phone_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, server_default=CURRENT_TIMESTAMP)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, onupdate=utcnow, server_default=CURRENT_TIMESTAMP
