@@ -19,18 +19,21 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
 
 from flask_wechat import WeChat, WeChatAccountMixin, WeChatUserMixin
 from flask_wechat.i18n import MESSAGES, pick_language
-from flask_wechat.protocol import is_wechat_browser
+from flask_wechat.protocol import DEFAULT_OPEN_BASE_URL, is_wechat_browser
 from flask_wechat.testing import install
 
 APPID_KEYS = ("WECHAT_APPID", "WECHAT_OPEN_APPID", "WECHAT_MINIPROGRAM_APPID")
+#: Where WeChat serves the JS-SDK (jweixin); the fake serves a stand-in at the same path.
+JWEIXIN_PATH = "/open/js/jweixin-1.6.0.js"
 
 #: The demo's own words; the extension's are in flask_wechat.i18n.MESSAGES (``t`` in templates).
 WORDS: dict[str, dict[str, str]] = {
@@ -55,6 +58,15 @@ WORDS: dict[str, dict[str, str]] = {
         "other_app": "其他应用",
         "bind": "绑定微信",
         "bind_hint": "把当前的微信身份绑定到这个账号（在另一个微信应用中登录过时，会合并到同一个用户）。",
+        "more": "更多演示",
+        "miniprogram_demo": "模拟小程序：登录并授权手机号",
+        "jssdk_link": "微信内网页：JS-SDK（wx.config）",
+        "jssdk_title": "JS-SDK 演示",
+        "jssdk_intro": "这个页面调用 wx.config：签名由服务器为本页的完整地址（含查询参数）生成，"
+        "所用的 jsapi_ticket 由所有进程共享。",
+        "jssdk_pending": "正在验证 wx.config……",
+        "jssdk_ready": "wx.config 验证通过，可以调用 JS 接口了。",
+        "jssdk_error": "wx.config 验证失败：",
     },
     "en": {
         "title": "flask-wechat demo",
@@ -80,6 +92,15 @@ WORDS: dict[str, dict[str, str]] = {
         "bind": "Link WeChat",
         "bind_hint": "Links your current WeChat identity to this account (joined to this user if you used "
         "another WeChat app before).",
+        "more": "More demos",
+        "miniprogram_demo": "Simulated mini program: log in and share the phone number",
+        "jssdk_link": "A page inside WeChat: JS-SDK (wx.config)",
+        "jssdk_title": "JS-SDK demo",
+        "jssdk_intro": "This page calls wx.config: the server signs this page's full address (query included) "
+        "with the jsapi_ticket every worker shares.",
+        "jssdk_pending": "Checking wx.config…",
+        "jssdk_ready": "wx.config verified: the JS interfaces are ready.",
+        "jssdk_error": "wx.config failed:",
     },
 }
 #: Which kind of WeChat app each AppID key configures (a word in WORDS).
@@ -130,6 +151,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     with app.app_context():
         db.create_all()
 
+    def simulator_url() -> str:
+        """The fake's mini program page, wired to this app's JSON login and phone number endpoints."""
+        endpoints = {"login": url_for("wechat.miniprogram_login"), "phone": url_for("wechat.miniprogram_phone")}
+        fake = request.script_root + current_app.config["WECHAT_OPEN_BASE_URL"]
+        return f"{fake}/_fake/miniprogram?{urlencode(endpoints)}"
+
     def page() -> str:
         """The demo's one page, in the visitor's language: public, or the logged-in user's profile."""
         language = pick_language(request.headers.get("Accept-Language"), current_app.config["WECHAT_DEFAULT_LANGUAGE"])
@@ -141,6 +168,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "fake": current_app.config.get("WECHAT_FAKE") is True,
             "in_wechat": is_wechat_browser(request.headers.get("User-Agent", "")),
             "qr": bool(current_app.config.get("WECHAT_OPEN_APPID")),
+            "jssdk": bool(current_app.config.get("WECHAT_APPID")),
+            "miniprogram_demo": simulator_url() if current_app.config.get("WECHAT_FAKE") is True else None,
             "user": None,
         }
         if current_user.is_authenticated:
@@ -166,5 +195,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     @login_required
     def profile() -> str:
         return page()
+
+    @app.get("/jssdk")
+    def jssdk() -> str:
+        """A page inside WeChat that calls wx.config, signed for its own URL (the fake's wx stand-in checks it)."""
+        language = pick_language(request.headers.get("Accept-Language"), current_app.config["WECHAT_DEFAULT_LANGUAGE"])
+        # Where the authorize page is, the wx script is: WeChat's own, or a stand-in (the fake) beside it.
+        open_base = wechat.runtime.settings.open_base_url
+        if open_base == DEFAULT_OPEN_BASE_URL:
+            script = "https://res.wx.qq.com" + JWEIXIN_PATH
+        else:
+            script = (request.script_root if open_base.startswith("/") else "") + open_base + JWEIXIN_PATH
+        return render_template("jssdk.html", lang=language, t=MESSAGES[language], w=WORDS[language], jweixin_url=script)
 
     return app

@@ -49,6 +49,7 @@ from werkzeug.serving import make_server
 from examples.app import create_app, db
 from flask_wechat.protocol import OA_AUTHORIZE_PATH, QRCONNECT_PATH
 from flask_wechat.testing.accounts import (
+    DEFAULT_USERS,
     DEMO_APPID,
     DEMO_MINIPROGRAM_APPID,
     DEMO_MINIPROGRAM_SECRET,
@@ -712,3 +713,52 @@ def test_the_demo_looks_finished_in_each_language_on_a_phone_and_a_desktop(
     page.click("#wechat-back")
     page.wait_for_url(f"{demo.url}/profile")
     assert offsite == []
+
+
+def test_a_page_inside_wechat_passes_wx_config(page: Page, demo: Demo, offsite: list[str]) -> None:
+    """The demo's JS-SDK page: signed on the server for its own URL; the fake's wx stand-in checks it."""
+    page.goto(f"{demo.url}/jssdk?from=timeline&q=%E4%B8%AD#top")
+    status = page.locator('#jssdk-status[data-status="ready"]')
+    status.wait_for()
+    assert "wx.config" in status.inner_text()
+    assert demo.fake.tickets_issued(DEMO_APPID) == 1
+    assert offsite == []
+
+
+@pytest.fixture
+def in_app_demo(tmp_path: Path) -> Iterator[str]:
+    """The demo as ``make demo`` runs it: the fake WeChat installed inside the app, on one site."""
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}"})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="in-app-demo", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{SHOP_HOST}:{server.port}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_the_simulated_mini_program_shares_the_phone_number_shown_on_the_profile(
+    playwright: Playwright, in_app_demo: str
+) -> None:
+    chromium = launch_chromium(playwright, [in_app_demo])
+    try:
+        context = chromium.new_context(viewport=VIEWPORT, locale="en")
+        context.set_default_timeout(10_000)
+        page = context.new_page()
+        page.goto(in_app_demo + "/")
+        page.click("#miniprogram-demo-public")
+        page.check("#user-carol")
+        page.click("#login")
+        page.locator('#login-result[data-status="200"]').wait_for()
+        page.click("#phone")
+        page.locator('#phone-result[data-status="200"]').wait_for()
+        page.goto(in_app_demo + "/profile")
+        carol = next(user for user in DEFAULT_USERS if user.key == "carol")
+        assert page.locator("#phone").inner_text() == carol.phone_number
+    finally:
+        chromium.close()
