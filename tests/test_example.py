@@ -83,7 +83,21 @@ def test_demo_against_a_wechat_on_loopback(tmp_path: Path, fake_wechat_server: F
 
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 #: Words a Chinese page may show in Latin letters: WeChat's own terms and the project's name.
-LATIN_TERMS = {"ID", "AppID", "openid", "unionid", "flask", "wechat", "Cookie"}
+LATIN_TERMS = {
+    "ID",
+    "AppID",
+    "openid",
+    "unionid",
+    "flask",
+    "wechat",
+    "Cookie",
+    "JS",
+    "SDK",
+    "wx",
+    "config",
+    "jsapi",
+    "ticket",
+}
 
 
 class _UIText(HTMLParser):
@@ -134,7 +148,8 @@ def test_every_demo_page_speaks_the_visitors_language(
     client = app.test_client()
     client.environ_base["HTTP_ACCEPT_LANGUAGE"] = accept
     client.environ_base["HTTP_USER_AGENT"] = user_agent
-    for path in ("/", "/wechat/choose?next=/profile", "/wechat/qr?next=/profile", "/wechat/callback?state=x"):
+    pages = ("/", "/jssdk", "/wechat/choose?next=/profile", "/wechat/qr?next=/profile", "/wechat/callback?state=x")
+    for path in pages:
         answer = client.get(path)
         if answer.status_code != 302:  # WeChat's browser is sent from the QR page to the in-WeChat login
             assert_speaks(answer.text, language)
