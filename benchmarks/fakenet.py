@@ -3,9 +3,10 @@
 :class:`RemoteWeChat` runs them in a process of their own, so the browsers' threads and the fake
 never compete for one GIL.
 
-* The **API host** (api.weixin.qq.com) answers ``/sns/*``. It sleeps one RTT per request and two
-  more per new TCP connection (a TCP + TLS handshake). Its accepted connections and recorded
-  requests are the "WeChat connections" and "WeChat calls" the benchmark reports.
+* The **API host** (api.weixin.qq.com) answers ``/sns/*`` (and the app-token APIs, ``/cgi-bin/*``). It
+  sleeps one RTT per ``/sns/*`` request and two more per new TCP connection (a TCP + TLS handshake).
+  Its accepted connections and recorded requests are the "WeChat connections" and "WeChat calls" the
+  benchmark reports.
 * The **open host** (open.weixin.qq.com) serves the browser's consent page and form, without added
   latency: those hops cost every contender the same. Its connections are the browser's and are
   counted apart, so they never inflate the API figures.
@@ -172,6 +173,18 @@ class SimulatedWeChat:
         calls = Counter(request.endpoint or request.path for request in recorded)
         return Traffic(calls, self.fake.connections - mark.connections)
 
+    def app_counters(self, appid: str) -> dict[str, int]:
+        """App tokens and JS-SDK tickets issued to ``appid`` so far, and calls refused for a stale token."""
+        return {
+            "tokens_issued": self.fake.app_tokens_issued(appid),
+            "tickets_issued": self.fake.tickets_issued(appid),
+            "stale_token_calls": self.fake.stale_token_calls,
+        }
+
+    def verify_jssdk(self, appid: str, timestamp: int, noncestr: str, signature: str, url: str) -> bool:
+        """Whether WeChat would accept this ``wx.config`` on the page at ``url``."""
+        return self.fake.verify_jssdk(appid, timestamp, noncestr, signature, url)
+
 
 def _serve(conn: Connection, rtt_ms: float) -> None:
     """The fake WeChat's own process: serve both hosts, answer the parent's calls over ``conn``."""
@@ -239,3 +252,13 @@ class RemoteWeChat:
         """API calls and new API connections since ``mark``."""
         traffic: Traffic = self._call("since", mark)
         return traffic
+
+    def app_counters(self, appid: str) -> dict[str, int]:
+        """App tokens and JS-SDK tickets issued to ``appid`` so far, and calls refused for a stale token."""
+        counters: dict[str, int] = self._call("app_counters", appid)
+        return counters
+
+    def verify_jssdk(self, appid: str, timestamp: int, noncestr: str, signature: str, url: str) -> bool:
+        """Whether WeChat would accept this ``wx.config`` on the page at ``url``."""
+        valid: bool = self._call("verify_jssdk", appid, timestamp, noncestr, signature, url)
+        return valid

@@ -7,6 +7,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .apps.percache import MARGIN as PERCACHE_MARGIN
+from .wsgi import CONSTANT_PATH
+
 __all__ = ["targets", "write"]
 
 Row = dict[str, Any]
@@ -68,16 +71,85 @@ CPU_LIMIT = 1.25
 
 
 def targets(results: dict[str, Any]) -> list[Row]:
-    """Every target of issue #5 that this run measured, with its ratio and verdict.
+    """Every target this run measured (issue #5's logins, the app tokens), with its ratio and verdict.
 
     With ``--patch``, the latency, CPU and call targets are also shown for ``flask-wechat+patches``:
     what the proposed changes would give, measured in the same run.
     """
-    if not results.get("main") and not results.get("flat"):
-        return []
-    out = _targets(results, FW) + _flat_targets(results.get("flat"))
-    if any(row["contender"] == PATCHED for row in results.get("main", [])):
-        out += _targets(results, PATCHED)[:-1]
+    out: list[Row] = []
+    if results.get("main") or results.get("flat"):
+        out = _targets(results, FW) + _flat_targets(results.get("flat"))
+        if any(row["contender"] == PATCHED for row in results.get("main", [])):
+            out += _targets(results, PATCHED)[:-1]
+    if results.get("tokens"):
+        out += _token_targets(results["tokens"])
+    return out
+
+
+#: The JS-SDK warm path may cost this much more than a constant JSON answer of the same app.
+JSSDK_LIMIT = 1.2
+
+
+def _token_targets(section: dict[str, Any]) -> list[Row]:
+    """The app-token targets: one token per expiry period, no stale call, the warm JS-SDK path, a dead holder."""
+    out: list[Row] = []
+    hours = section["settings"]["simulated_hours"]
+    for row in section.get("load", []):
+        shared = row["shared"]
+        where = f"{row['store']}, {row['mode']}"
+        issued = (shared["tokens_issued"], shared["tickets_issued"])
+        expected = (row["expected_tokens"], row["expected_tickets"])
+        out.append(
+            {
+                "target": f"app tokens ({where}): tokens / tickets WeChat issued to the app in {hours:g} simulated h",
+                "measured": f"{issued[0]} / {issued[1]}",
+                "value": list(issued),
+                "limit": f"= {expected[0]} / {expected[1]}",
+                "met": issued == expected,
+            }
+        )
+        refused = (shared["stale_token_calls"], shared["errors"])
+        out.append(
+            {
+                "target": f"app tokens ({where}): calls refused with an invalidated token / failed calls",
+                "measured": f"{refused[0]} / {refused[1]} of {shared['api_calls']:,}",
+                "value": list(refused),
+                "limit": "= 0 / 0",
+                "met": refused == (0, 0),
+            }
+        )
+    jssdk = section.get("jssdk")
+    if jssdk:
+        out.append(
+            _ratio(
+                "JS-SDK warm path p50, /wechat/jssdk-config / constant JSON of the same app",
+                JSSDK_LIMIT,
+                {"p50_ms": jssdk["jssdk_p50_ms"]},
+                {"p50_ms": jssdk["constant_p50_ms"]},
+                "p50_ms",
+            )
+        )
+        calls = jssdk["wechat_calls_while_warm"]
+        out.append(
+            {
+                "target": f"JS-SDK warm path: WeChat calls over {jssdk['requests']} requests (signature valid)",
+                "measured": f"{calls} ({'valid' if jssdk['signature_valid'] else 'INVALID'})",
+                "value": calls,
+                "limit": "= 0",
+                "met": calls == 0 and jssdk["signature_valid"] and not jssdk["errors"],
+            }
+        )
+    for row in section.get("dead_holder", []):
+        limit = row["lock_timeout_s"]
+        out.append(
+            {
+                "target": f"dead lock holder ({row['store']}): longest wait of the others / failed calls",
+                "measured": f"{row['max_delay_s']:.2f} s / {row['errors']}",
+                "value": row["max_delay_s"],
+                "limit": f"<= {limit:g} s / 0",
+                "met": row["max_delay_s"] <= limit and row["errors"] == 0,
+            }
+        )
     return out
 
 
@@ -260,6 +332,139 @@ def _scale_section(scale: list[Row], rtt: float) -> list[str]:
     ]
 
 
+def _tokens_section(section: dict[str, Any]) -> list[str]:
+    settings = section["settings"]
+    lifetime, ahead, hours = settings["lifetime_s"], settings["refresh_ahead_s"], settings["simulated_hours"]
+    simulated = hours * 3600
+    lines = ["## App tokens", ""]
+    load = section.get("load", [])
+    if load:
+        walls = ", ".join(f"{row['wall_s']:.0f}" for row in load)
+        lines += [
+            "### Under load",
+            "",
+            f"{settings['processes']} worker processes x {settings['threads']} threads per contender call "
+            f"`/cgi-bin/user/info` (`AppAPI.follower`) without pause, every {settings['jssdk_every']}th call "
+            f"`jssdk_config` (token + ticket; also every thread's first call), for {hours:g} simulated hours: every "
+            f"process and the fake WeChat run on one clock going {settings['speed']:g}x ({walls} s real per run), "
+            f"which stands at its start for the first {settings.get('cold_start_s', 0):g} s real, so the cold start "
+            "(every thread wanting a token and a ticket at once) happens at one simulated instant. "
+            "flask-wechat's shared lock and the per-process cache (`benchmarks/apps/percache.py`) run at the "
+            "same time, each against a fake "
+            "WeChat of its own on that clock, so each one's counters are its own. WeChat's tokens and tickets "
+            f"live {lifetime} s and are refreshed {ahead} s early: one app needs "
+            f"1 + floor({simulated:g} / ({lifetime} - {ahead})) = {load[0]['expected_tokens']} tokens and as many "
+            "tickets. *issued*: distinct values WeChat minted; *fetches*: token / ticket requests sent; "
+            "*stale*: calls WeChat refused because their token was superseded or expired (its own count); "
+            "*call ms*: each `follower` / `jssdk_config` call in real time, with every process of both contenders "
+            "and both fakes sharing the machine.",
+            "",
+            f"Warped time would warp delays too: at {settings['speed']:g}x a second in a queue of this saturated "
+            f"machine is {settings['speed'] / 60:.0f} simulated minutes, while a refresh leaves the old token only "
+            f"{ahead} s ({ahead / settings['speed']:.2f} s real) and the per-process cache keeps a {PERCACHE_MARGIN} s "
+            "margin. So each request carries the simulated time it was sent and the fake answers it as of then "
+            "(`benchmarks/simclock.py`): WeChat's network is as fast in simulated time as a real one. The 40001s "
+            "of the per-process cache in `token` mode are no artifact: each of its processes' `/cgi-bin/token` "
+            "fetches retires the others' tokens five minutes later.",
+            "",
+        ]
+        columns = (
+            "store", "mode", "contender", "tokens issued", "tickets issued", "token fetches", "ticket fetches",
+            "API calls", "stale", "errors", "call ms p50 / p99 / max", "token fetches vs. flask-wechat",
+        )  # fmt: skip
+        cells = []
+        for row in load:
+            for contender, label in (("shared", "flask-wechat (shared lock)"), ("percache", "per-process cache")):
+                figures = row[contender]
+                base = row["shared"]["token_fetch_calls"]
+                versus = f"{figures['token_fetch_calls'] / base:.1f}x" if base else "-"
+                cells.append(
+                    [
+                        row["store"],
+                        row["mode"],
+                        label,
+                        f"{figures['tokens_issued']} (expected {row['expected_tokens']})",
+                        str(figures["tickets_issued"]),
+                        str(figures["token_fetch_calls"]),
+                        str(figures["ticket_fetch_calls"]),
+                        f"{figures['api_calls']:,}",
+                        str(figures["stale_token_calls"]),
+                        str(figures["errors"]),
+                        f"{figures['call_p50_ms']:.0f} / {figures['call_p99_ms']:.0f} / {figures['call_max_ms']:.0f}",
+                        versus,
+                    ]
+                )
+        lines += [_table(list(columns), cells), ""]
+    jssdk = section.get("jssdk")
+    if jssdk:
+        lines += [
+            "### JS-SDK warm path",
+            "",
+            f"The example app under gunicorn (1 sync worker): `GET /wechat/jssdk-config?url=<a page of the app>` "
+            f"with a warm ticket, and `{CONSTANT_PATH}` (a constant JSON body of the same shape, added by "
+            f"`benchmarks/wsgi.py`), {jssdk['requests']} requests each, taking turns. The cold first request "
+            f"(token + ticket fetched) took {jssdk['cold_ms']:.1f} ms.",
+            "",
+            _table(
+                ["endpoint", "p50 ms", "p95 ms"],
+                [
+                    ["/wechat/jssdk-config", f"{jssdk['jssdk_p50_ms']:.2f}", f"{jssdk['jssdk_p95_ms']:.2f}"],
+                    [CONSTANT_PATH, f"{jssdk['constant_p50_ms']:.2f}", f"{jssdk['constant_p95_ms']:.2f}"],
+                ],
+            ),
+            "",
+            f"Ratio {jssdk['ratio']:.2f}x. While warm: {jssdk['wechat_calls_while_warm']} WeChat calls, "
+            f"{jssdk['tokens_issued_while_warm']} tokens and {jssdk['tickets_issued_while_warm']} tickets issued, "
+            f"{jssdk['sql_statements_per_request']:.2f} SQL statements per request; the last signature "
+            f"{'verifies' if jssdk['signature_valid'] else 'does NOT verify'} with the fake WeChat.",
+            "",
+        ]
+    holders = section.get("dead_holder", [])
+    if holders:
+        first = holders[0]
+        lines += [
+            "### Dead lock holder",
+            "",
+            f"No token in the store. A worker takes the refresh lock (`lock_timeout` {first['lock_timeout_s']:g} s) "
+            "and asks WeChat, which hangs; once its request has arrived, "
+            f"{first['processes']} more processes x {first['threads']} threads start calling `user/info`, and "
+            f"{first['killed_after_s']:.1f} s later the holder is killed (SIGKILL). Times are from the holder's "
+            "token request; *next token request*: when another worker, having found the lock expired, asked WeChat; "
+            "*longest wait*: the slowest call of the others (no call can end before the lock expires and one token "
+            "fetch and one call are made).",
+            "",
+            _table(
+                [
+                    "store",
+                    "others started",
+                    "holder killed",
+                    "next token request",
+                    "longest wait",
+                    "first call p50",
+                    "calls",
+                    "errors",
+                    "tokens issued",
+                ],
+                [
+                    [
+                        row["store"],
+                        f"{row['others_started_after_s']:.2f} s",
+                        f"{row['killed_after_s']:.2f} s",
+                        "-" if row["takeover_after_s"] is None else f"{row['takeover_after_s']:.2f} s",
+                        f"{row['max_delay_s']:.2f} s",
+                        f"{row['first_call_p50_s']:.2f} s",
+                        f"{row['calls']:,}",
+                        str(row["errors"]),
+                        str(row["tokens_issued"]),
+                    ]
+                    for row in holders
+                ],
+            ),
+            "",
+        ]
+    return lines
+
+
 def _plot(sweep: list[Row], path: Path) -> None:
     import matplotlib
 
@@ -291,12 +496,18 @@ def render(results: dict[str, Any]) -> str:
     """The markdown report."""
     meta = results["meta"]
     options = meta["options"]
+    logins = any(results.get(key) for key in ("main", "flat", "scale"))
+    about = (
+        "Every login is a fresh browser session over real HTTP: app under gunicorn, fake WeChat with one RTT "
+        "per API call and two more per new connection."
+        if logins
+        else "App tokens only (`--tokens-only`)."
+    )
     lines = [
-        "# flask-wechat login benchmark",
+        "# flask-wechat login benchmark" if logins else "# flask-wechat app-token benchmark",
         "",
         f"{meta['date']}, commit {meta['commit']}, Python {meta['python']}, {meta['cpus']} CPUs, "
-        f"{meta.get('duration_s', 0):.0f} s. Every login is a fresh browser session over real HTTP: app under "
-        f"gunicorn, fake WeChat with one RTT per API call and two more per new connection.",
+        f"{meta.get('duration_s', 0):.0f} s. {about}",
         "",
     ]
     if options.get("store_url"):
@@ -309,7 +520,7 @@ def render(results: dict[str, Any]) -> str:
         ]
     if results["targets"]:
         lines += [
-            "## Targets (issue #5)",
+            "## Targets",
             "",
             _table(
                 ["target", "measured", "limit", "verdict"],
@@ -324,6 +535,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _flat_section(results["flat"])
     if results.get("scale"):
         lines += _scale_section(results["scale"], options["rtt_ms"])
+    if results.get("tokens"):
+        lines += _tokens_section(results["tokens"])
     return "\n".join(lines)
 
 

@@ -10,6 +10,9 @@ Sections (each reported in ``benchmarks/results/``):
 3. **Flat cost**: flask-wechat over ``--flat-logins`` (default 5,000) first logins on one worker:
    time, CPU, peak RSS and cookie size per window, and WeChat connections since start-up.
 4. **Scale** (``--scale``, ``--scale-only``): gunicorn with 1, 2 and 4 workers, on SQLite and PostgreSQL.
+5. **App tokens** (on by default; ``--no-tokens``, ``--tokens-only``): tokens and tickets WeChat issued
+   over two simulated hours of 8 x 8 workers, against a per-process cache; the JS-SDK warm path; a
+   killed lock holder. See :mod:`benchmarks.tokens`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import create_engine, make_url, text
 
-from . import report
+from . import report, tokens
 from .fakenet import DEMO_APPID, DEMO_SECRET, RemoteWeChat
 from .measure import run_interleaved, run_pass
 from .patches import PATCHES
@@ -75,6 +78,18 @@ class Options:
     patch: list[str] = field(default_factory=list)
     out: Path = ROOT / "benchmarks" / "results"
     quick: bool = False
+    tokens: bool = True
+    tokens_only: bool = False
+    token_stores: list[str] = field(default_factory=lambda: ["sqlite", "redis"])
+    token_processes: int = 8
+    token_threads: int = 8
+    token_hours: float = 2.0
+    token_speed: float = 240.0
+    token_lock_timeout: float = 3.0
+    token_redis_url: str = "redis://127.0.0.1:6379/14"
+    jssdk_requests: int = 300
+    dead_holder_processes: int = 4
+    dead_holder_threads: int = 4
 
     def browsers(self, workers: int) -> int:
         """Browsers in flight for a throughput pass: enough to keep every worker busy."""
@@ -117,11 +132,36 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help="also run flask-wechat+patches: the example with proposed changes (benchmarks/patches.py)",
     )
     add("--out", type=Path, default=defaults.out, help="where results.{md,json} and the plot go")
-    add("--quick", action="store_true", help="a small smoke run of every section (about a minute)")
+    add("--quick", action="store_true", help="a small smoke run of every section (about 2 min)")
+    add(
+        "--tokens",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.tokens,
+        help="the app-token section (default: on, about 3 min)",
+    )
+    add("--tokens-only", action="store_true", help="run the app-token section and nothing else")
+    add(
+        "--token-stores",
+        nargs="+",
+        choices=["sqlite", "redis", "postgres"],
+        default=defaults.token_stores,
+        help="shared stores of the app-token section (default: sqlite redis)",
+    )
+    add("--token-processes", type=int, default=defaults.token_processes, help="worker processes per contender")
+    add("--token-threads", type=int, default=defaults.token_threads, help="threads per token worker process")
+    add("--token-hours", type=float, default=defaults.token_hours, help="simulated hours per load run (default 2)")
+    add("--token-speed", type=float, default=defaults.token_speed, help="simulated seconds per real second")
+    add("--token-lock-timeout", type=float, default=defaults.token_lock_timeout, help="lock_timeout (s, default 3)")
+    add("--token-redis-url", default=defaults.token_redis_url, help="Redis of the app-token section (db 14)")
+    add("--jssdk-requests", type=int, default=defaults.jssdk_requests, help="requests per endpoint, JS-SDK warm path")
+    add("--dead-holder-processes", type=int, default=defaults.dead_holder_processes, help="processes left waiting")
+    add("--dead-holder-threads", type=int, default=defaults.dead_holder_threads, help="threads per waiting process")
     args = parser.parse_args(argv)
     options = Options(**{key: value for key, value in vars(args).items()})
     if options.scale_only:
-        options.scale, options.flat_logins = True, 0
+        options.scale, options.flat_logins, options.tokens = True, 0, False
+    if options.tokens_only:
+        options.tokens, options.scale, options.flat_logins = True, False, 0
     if options.patch and PATCHED not in options.contenders:
         options.contenders.append(PATCHED)
     if options.quick:
@@ -130,6 +170,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         options.flat_logins = min(options.flat_logins, 300)
         options.scale_logins = min(options.scale_logins, 20)
         options.warmup = min(options.warmup, 2)
+        options.token_processes = min(options.token_processes, 4)
+        options.token_threads = min(options.token_threads, 4)
+        options.token_speed = max(options.token_speed, 720.0)
+        options.token_stores = options.token_stores[:1]
+        options.jssdk_requests = min(options.jssdk_requests, 50)
+        options.dead_holder_processes = min(options.dead_holder_processes, 2)
+        options.dead_holder_threads = min(options.dead_holder_threads, 2)
     return options
 
 
@@ -154,6 +201,11 @@ class Bench:
         name = f"{BENCH_DATABASE}_{self._databases}"
         self._postgres(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}")
         return make_url(self.options.postgres_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop_database(self, kind: str, url: str) -> None:
+        """Drop a PostgreSQL database :meth:`fresh_database` made (SQLite files go with the work directory)."""
+        if kind == "postgres":
+            self._postgres(f"DROP DATABASE IF EXISTS {make_url(url).database} WITH (FORCE)")
 
     def _postgres(self, *statements: str) -> None:
         engine = create_engine(make_url(self.options.postgres_url), isolation_level="AUTOCOMMIT")
@@ -185,8 +237,7 @@ class Bench:
             with AppServer(contender, config, workers, patches) as server:
                 yield server
         finally:
-            if database == "postgres":
-                self._postgres(f"DROP DATABASE IF EXISTS {make_url(database_url).database} WITH (FORCE)")
+            self.drop_database(database, database_url)
 
     def warm_up(self, server: AppServer) -> None:
         """A few unmeasured logins, so lazy imports and first-request work are not measured."""
@@ -343,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench = Bench(net, options, Path(workdir))
         main_rtts = [options.rtt_ms] + ([0.0] if options.rtt_ms != 0 else [])
         plot_rtts = [rtt for rtt in options.sweep_rtts if rtt not in main_rtts]
-        rows = [] if options.scale_only else bench.matrix(main_rtts, plot_rtts)
+        rows = [] if options.scale_only or options.tokens_only else bench.matrix(main_rtts, plot_rtts)
         results["main"] = [row for row in rows if row["main"]]
         results["sweep"] = [
             {key: row[key] for key in SWEEP_KEYS}
@@ -356,8 +407,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if options.scale:
             bench.log("scale")
             results["scale"] = bench.scale()
+        if options.tokens:
+            bench.log("app tokens")
+            results["tokens"] = tokens.run_section(bench)
     results["meta"]["duration_s"] = round(time.perf_counter() - started, 1)
     results["targets"] = report.targets(results)
-    markdown = report.write(results, options.out, "scale" if options.scale_only else "results")
+    stem = "scale" if options.scale_only else "tokens" if options.tokens_only else "results"
+    markdown = report.write(results, options.out, stem)
     print(markdown)
     return 0
