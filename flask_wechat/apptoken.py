@@ -48,6 +48,8 @@ SAFETY: Final = 30
 MEMORY_SECONDS: Final = 60
 #: How long a worker that saw a refresh in progress keeps using the old value before it looks again.
 _BUSY_RECHECK: Final = 1.0
+#: The longest pause of a worker waiting for a value: it notices a dead holder's lock ending within this.
+_POLL_CAP: Final = 0.05
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ class SharedCredential:
             if time.monotonic() >= deadline:
                 raise ServiceUnavailableError("wechat", f"the {self.kind} refresh lock is held too long")
             self._sleep(delay)
-            delay = min(delay * 2, 0.25)
+            delay = min(delay * 2, _POLL_CAP)
             current = self.stored()
             if current is not None and current.usable(self._clock()) and (stale is None or current != stale):
                 return current
