@@ -5,7 +5,8 @@ itself in as a :class:`~.interfaces.ControlTarget`. ``/_fake/requests`` shows th
 requests as the fake recorded them: codes and tokens as received, AppSecrets never;
 ``/_fake/counters`` shows how many tokens and tickets were issued, never a token.
 ``/_fake/jssdk/verify`` is the one endpoint other origins may read (the fake's
-``jweixin`` script calls it from the app's pages).
+``jweixin`` script calls it from the app's pages). ``/_fake/wecom/*`` drive the fake's
+WeCom; ``/_fake/fail`` and ``/_fake/break`` take its ``wecom_*`` endpoint names too.
 """
 
 from __future__ import annotations
@@ -91,6 +92,72 @@ def _refuse_ip(fake: ControlTarget, data: dict[str, Any]) -> object:
     return {"ok": True}
 
 
+def _wecom_code(fake: ControlTarget, data: dict[str, Any]) -> object:
+    agentid = data.get("agentid")
+    if isinstance(agentid, str) and agentid.isascii() and agentid.isdigit():
+        agentid = int(agentid)  # as it appears in links
+    if agentid is not None and (isinstance(agentid, bool) or not isinstance(agentid, int)):
+        raise ValueError("agentid must be an integer or null")
+    web = data.get("web", False)
+    if not isinstance(web, bool):
+        raise ValueError("web must be true or false")
+    redirect_uri = data.get("redirect_uri")
+    code = fake.issue_wecom_code(
+        str(data["corpid"]),
+        agentid,
+        str(data["user"]),
+        str(data.get("scope", "snsapi_base")),
+        web=web,
+        redirect_uri=None if redirect_uri is None else str(redirect_uri),
+    )
+    return {"code": code}
+
+
+def _wecom_refuse_ip(fake: ControlTarget, data: dict[str, Any]) -> object:
+    if "ip" in data:
+        fake.refuse_wecom_ip(str(data["ip"]))
+    else:
+        fake.refuse_wecom_ip()
+    return {"ok": True}
+
+
+def _wecom_people(fake: ControlTarget, data: dict[str, Any]) -> object:
+    return [
+        {
+            "corpid": corp.corpid,
+            "name": corp.name,
+            "agents": [
+                {
+                    "agentid": agent.agentid,
+                    "name": agent.name,
+                    "created_after_2022_06_20": agent.created_after_2022_06_20,
+                    "trusted_domain": agent.trusted_domain,
+                }
+                for agent in corp.agents
+            ],
+            "members": [
+                {
+                    "userid": member.userid,
+                    "name": member.name,
+                    "department": member.department,
+                    "in_visible_range": member.in_visible_range,
+                }
+                for member in corp.members
+            ],
+            "non_members": [
+                {
+                    "key": person.key,
+                    "name": person.name,
+                    "openid": person.openid,
+                    "external_userid": person.external_userid,
+                }
+                for person in corp.non_members
+            ],
+        }
+        for corp in list(fake.corps.values())
+    ]
+
+
 def _counters(fake: ControlTarget, data: dict[str, Any]) -> object:
     return {
         "stale_token_calls": fake.stale_token_calls,
@@ -102,6 +169,13 @@ def _counters(fake: ControlTarget, data: dict[str, Any]) -> object:
                 "jsapi_tickets": fake.tickets_issued(appid),
             }
             for appid in list(fake.apps)
+        },
+        "corps": {
+            corp.corpid: {
+                str(agent.agentid): {"wecom_tokens": fake.wecom_tokens_issued(corp.corpid, agent.agentid)}
+                for agent in corp.agents
+            }
+            for corp in list(fake.corps.values())
         },
     }
 
@@ -189,7 +263,7 @@ ENDPOINTS: Final[Mapping[str, tuple[str, str, _Action]]] = {
     ),
     "/_fake/reset": (
         "POST",
-        "forget codes, tokens, tickets, counters, requests, faults, pending snapshots and the refused IP",
+        "forget codes, tokens, tickets, counters, requests, faults, pending snapshots and the refused IPs",
         _call(lambda fake: fake.reset()),
     ),
     "/_fake/expire-access-tokens": (
@@ -219,7 +293,37 @@ ENDPOINTS: Final[Mapping[str, tuple[str, str, _Action]]] = {
     ),
     "/_fake/allow-ip": ("POST", "the token endpoints accept the caller's IP again", _call(lambda f: f.allow_ip())),
     "/_fake/clock": ("GET, POST", "the fake's time {now}; POST JSON {advance: seconds} moves it forward", _clock),
-    "/_fake/counters": ("GET", "app tokens, stable tokens, force refreshes and jsapi tickets per app", _counters),
+    "/_fake/counters": (
+        "GET",
+        "app tokens, stable tokens, force refreshes and jsapi tickets per app; WeCom tokens per corp and agent",
+        _counters,
+    ),
+    "/_fake/wecom/code": (
+        "POST",
+        "JSON {corpid, agentid (null: none), user, scope?, web?, redirect_uri?}: mint a WeCom code",
+        _wecom_code,
+    ),
+    "/_fake/wecom/expire-tokens": (
+        "POST",
+        "every WeCom access token issued so far now answers 42001",
+        _call(lambda f: f.expire_wecom_tokens()),
+    ),
+    "/_fake/wecom/revoke-tokens": (
+        "POST",
+        "WeCom ends every access token early: they answer 40014",
+        _call(lambda f: f.revoke_wecom_tokens()),
+    ),
+    "/_fake/wecom/refuse-ip": (
+        "POST",
+        "JSON {ip?}: WeCom APIs but gettoken answer 60020 to apps created after 2022-06-20",
+        _wecom_refuse_ip,
+    ),
+    "/_fake/wecom/allow-ip": ("POST", "the caller's IP is trusted again", _call(lambda f: f.allow_wecom_ip())),
+    "/_fake/wecom/people": (
+        "GET",
+        "the WeCom corps, their agents (no secrets), members and non-members",
+        _wecom_people,
+    ),
     VERIFY_PATH: (
         "POST",
         "JSON {appId, timestamp, nonceStr, signature, url}: jweixin's wx.config check, {ok[, errMsg]}",

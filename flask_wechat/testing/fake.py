@@ -8,12 +8,15 @@ JS-SDK ticket (with a ``jweixin`` stand-in and a mini program simulator page). I
 faithful where clients go wrong (strictly ordered authorize links, single-use codes,
 errors as HTTP 200 JSON with ``text/plain``, raw UTF-8 nicknames, unionid only for
 bound apps, snapshot users, superseded app tokens) and lets tests inject the failures
-WeChat produces. No Flask here: users' tests and the demo app embed it without
+WeChat produces. WeCom (企业微信) lives alongside, independent of the rest: its corps,
+in-client and web login pages and qyapi answers are in :mod:`.wecom` and
+:mod:`.wecompages`. No Flask here: users' tests and the demo app embed it without
 pulling in the rest of the package.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
@@ -22,11 +25,12 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request, Response
 
 from .. import protocol
-from . import authorize, avatars, control, jssdk, pages, qrconnect, simulator, wire, wxlogin
+from . import authorize, avatars, control, jssdk, pages, qrconnect, simulator, wecom, wecompages, wire, wxlogin
 from .accounts import (
     DEFAULT_APPS,
     DEFAULT_USERS,
@@ -47,24 +51,51 @@ from .apptokens import AppTokenStore
 from .grants import Grant, GrantStore, ShiftedClock, SnsError
 from .interfaces import DenyMode, TokenFamily
 from .serverapis import API_PATHS, DEFAULT_REFUSED_IP, METHODS, APICall, ServerAPIs
+from .wecom import (
+    DEFAULT_CORPS,
+    DEFAULT_REFUSED_WECOM_IP,
+    DEMO_AGENTID,
+    DEMO_CORPID,
+    DEMO_WECOM_SECRET,
+    WECOM_API_PATHS,
+    WECOM_DESKTOP_USER_AGENT,
+    WECOM_METHODS,
+    WECOM_USER_AGENT,
+    FakeAgent,
+    FakeCorp,
+    FakeMember,
+    FakeNonMember,
+    WeCom,
+    WeComCall,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 __all__ = [
     "DEFAULT_APPS",
+    "DEFAULT_CORPS",
     "DEFAULT_USERS",
+    "DEMO_AGENTID",
     "DEMO_APPID",
+    "DEMO_CORPID",
     "DEMO_MINIPROGRAM_APPID",
     "DEMO_MINIPROGRAM_SECRET",
     "DEMO_OPEN_APPID",
     "DEMO_OPEN_SECRET",
     "DEMO_SECRET",
+    "DEMO_WECOM_SECRET",
     "ENDPOINT_PATHS",
     "JSCODE2SESSION_PATH",
     "PUBLIC_URL_KEY",
+    "WECOM_DESKTOP_USER_AGENT",
+    "WECOM_USER_AGENT",
     "AppKind",
+    "FakeAgent",
     "FakeApp",
+    "FakeCorp",
+    "FakeMember",
+    "FakeNonMember",
     "FakeUser",
     "FakeWeChat",
     "RecordedRequest",
@@ -84,10 +115,16 @@ ENDPOINT_PATHS: Final = {
     "auth": protocol.AUTH_PATH,
     "jscode2session": JSCODE2SESSION_PATH,
     **API_PATHS,
+    **WECOM_API_PATHS,
 }
 _ENDPOINT_NAMES: Final = {path: name for name, path in ENDPOINT_PATHS.items()}
+_METHODS: Final = {**METHODS, **WECOM_METHODS}
 #: Path prefixes of the server APIs that run on the app access token.
 _SERVER_API_PREFIXES: Final = ("/cgi-bin/", "/wxa/")
+#: WeChat's API host: a request that names it (``Host:``) gets WeChat's 40066 for WeCom's paths too.
+_WECHAT_API_HOST: Final = "api.weixin.qq.com"
+#: Query keys whose values the request log never keeps (the AppSecret, WeCom's corpsecret).
+_SECRET_KEYS: Final = frozenset({"secret", "corpsecret"})
 #: Scopes a code of each app kind may carry (mini programs get ``wx.login()`` codes instead).
 _KIND_SCOPES: Final[dict[AppKind, frozenset[str]]] = {
     "official_account": protocol.OA_SCOPES,
@@ -133,8 +170,8 @@ class RecordedRequest:
 
 
 def _redacted(query: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """The query as recorded: an AppSecret is checked on arrival and never kept (the log is shown to people)."""
-    return tuple((key, REDACTED if key == "secret" else value) for key, value in query)
+    """The query as recorded: a secret is checked on arrival and never kept (the log is shown to people)."""
+    return tuple((key, REDACTED if key in _SECRET_KEYS else value) for key, value in query)
 
 
 # A "secret" member anywhere in JSON (even JSON that does not parse), and a secret= field of a form.
@@ -166,6 +203,14 @@ class _Fault:
         return self.body if self.body is not None else wire.error_body(self.errcode, self.errmsg)
 
 
+def _hostname(request: Request) -> str:
+    """The host the request names (``Host:``), lower case and without the port; ``""`` if unreadable."""
+    try:
+        return (urlsplit("//" + request.host).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
 def _path_of(endpoint: str) -> str:
     try:
         return ENDPOINT_PATHS[endpoint]
@@ -178,7 +223,8 @@ class FakeWeChat:
 
     State (codes, tokens, recorded requests, injected faults) sits behind one lock
     because the loopback server is threaded. ``clock`` drives every lifetime;
-    :meth:`advance` moves the fake's time forward from there.
+    :meth:`advance` moves the fake's time forward from there. ``corps`` are its WeCom
+    corps (copies of :data:`DEFAULT_CORPS` unless given), served on the same origin.
     """
 
     def __init__(
@@ -186,6 +232,7 @@ class FakeWeChat:
         apps: Iterable[FakeApp] | None = None,
         users: Iterable[FakeUser] | None = None,
         *,
+        corps: Iterable[FakeCorp] | None = None,
         clock: Callable[[], float] = time.time,
         content_type: str = "text/plain",
         deny_mode: DenyMode = "no_redirect",
@@ -196,6 +243,8 @@ class FakeWeChat:
         self._clock = ShiftedClock(clock)
         self._grants = GrantStore(self._clock)
         self._server = ServerAPIs(self, self._grants, AppTokenStore(self._clock))
+        # Deep copies of the default corps: a test that edits a member must not edit DEFAULT_CORPS.
+        self._wecom = WeCom(self._clock, copy.deepcopy(DEFAULT_CORPS) if corps is None else corps)
         self._faults: dict[str, deque[_Fault]] = {}
         self.apps: dict[str, FakeApp] = {}
         self.users: dict[str, FakeUser] = {}
@@ -414,6 +463,72 @@ class FakeWeChat:
         with self._lock:
             return self._server.verify_jssdk(appid, timestamp, noncestr, signature, url)
 
+    # -- WeCom (企业微信) ----------------------------------------------------------------------
+
+    @property
+    def corps(self) -> dict[str, FakeCorp]:
+        """The WeCom corps, by corpid (edit them, or add with :meth:`add_corp`)."""
+        return self._wecom.corps
+
+    def add_corp(self, corp: FakeCorp) -> None:
+        """Register (or replace) a WeCom corp."""
+        with self._lock:
+            self._wecom.add_corp(corp)
+
+    def issue_wecom_code(
+        self,
+        corpid: str,
+        agentid: int | None,
+        who: str,
+        scope: str = wecom.SCOPE_BASE,
+        *,
+        web: bool = False,
+        redirect_uri: str | None = None,
+    ) -> str:
+        """Mint a WeCom code as if ``who`` (a member's userid or a non-member's key) had come back (no browser).
+
+        ``scope`` is the in-client link's (``snsapi_base`` or ``snsapi_privateinfo``; the
+        latter without ``agentid`` counts as base, as WeCom documents); ``web=True`` is a
+        web (QR) login code, which needs the agent and never yields a user_ticket, and
+        which a member outside the visible range cannot get. ``redirect_uri`` is where the
+        code went back to: ``getuserinfo`` answers 50001 when its host is not the agent's
+        trusted domain (the pages refuse such links; this helper does not, to test that).
+        Single use, 300 s.
+        """
+        with self._lock:
+            return self._wecom.issue_code(corpid, agentid, who, scope, web=web, redirect_uri=redirect_uri)
+
+    def wecom_tokens_issued(self, corpid: str, agentid: int) -> int:
+        """Distinct access tokens ``/cgi-bin/gettoken`` minted for this WeCom app."""
+        with self._lock:
+            return self._wecom.tokens_issued(corpid, agentid)
+
+    def expire_wecom_tokens(self) -> None:
+        """Every WeCom access token issued so far now answers 42001 (``gettoken`` then mints a new one)."""
+        with self._lock:
+            self._wecom.expire_tokens()
+
+    def revoke_wecom_tokens(self) -> None:
+        """WeCom ends every access token early (as it may): they answer 40014; ``gettoken`` mints a new one."""
+        with self._lock:
+            self._wecom.revoke_tokens()
+
+    def refuse_wecom_ip(self, ip: str = DEFAULT_REFUSED_WECOM_IP) -> None:
+        """The caller is not on the trusted IP list, until :meth:`allow_wecom_ip`.
+
+        Apps created after 2022-06-20 then get 60020 ``not allow to access from your ip,
+        hint: [...], from ip: <ip>, ...`` from every WeCom API but ``gettoken``, which
+        still hands out tokens (as reported); older apps are not held to trusted IPs.
+        Every WeCom errmsg names ``ip`` as the caller meanwhile.
+        """
+        with self._lock:
+            self._wecom.refuse_ip(ip)
+
+    def allow_wecom_ip(self) -> None:
+        """Undo :meth:`refuse_wecom_ip`."""
+        with self._lock:
+            self._wecom.refused_ip = None
+
     def snapshot_next(self, times: int = 1) -> None:
         """Make the next ``times`` Official Account ``snsapi_userinfo`` consents snapshot-page virtual identities.
 
@@ -431,8 +546,12 @@ class FakeWeChat:
 
         Without ``errmsg`` the body carries WeChat's usual text plus a fresh ``rid``;
         an explicit ``errmsg`` is sent verbatim (e.g. to test legacy ``hints: [...]`` suffixes).
+        WeCom's endpoints (``wecom_*``) answer in WeCom's shape instead: its usual text with
+        ``hint``, ``from ip`` and link, the ``Error-Code``/``Error-Msg`` headers, and the
+        endpoint's empty list fields.
         """
-        if errmsg is None and errcode not in wire.ERRMSGS:
+        usual = wecom.ERRMSGS if endpoint in WECOM_API_PATHS else wire.ERRMSGS
+        if errmsg is None and errcode not in usual:
             raise ValueError(f"no usual errmsg known for errcode {errcode}; pass errmsg")
         self._queue(endpoint, _Fault(errcode=errcode, errmsg=errmsg), times)
 
@@ -472,11 +591,13 @@ class FakeWeChat:
         """Forget what was issued, recorded and injected; keep apps, users, the time and :attr:`token_quota`.
 
         That is codes, user and app tokens, tickets, session keys, counters, requests,
-        faults, pending snapshots, the refused IP and the connection count.
+        faults, pending snapshots, the refused IP and the connection count; and WeCom's
+        codes, tokens, user_tickets, counters and refused IP (its corps stay).
         """
         with self._lock:
             self._grants.clear()
             self._server.clear()
+            self._wecom.clear()
             self._faults.clear()
             self._snapshots = 0
             self.requests.clear()
@@ -491,12 +612,38 @@ class FakeWeChat:
 
     def _dispatch(self, request: Request) -> Response:
         path = request.path
+        host = _hostname(request)
+        # One origin serves every host, and WeCom's API paths sit under /cgi-bin/ like WeChat's:
+        # only a request naming a host can tell an unknown WeCom path (404, empty) from a WeChat one (40066).
+        if host == wecom.API_HOST:
+            return self._wecom_api(request)
+        if path in wecom.PATH_ENDPOINTS and host != _WECHAT_API_HOST:
+            return self._wecom_api(request)
         if path.startswith("/sns/"):
             return self._sns(request)
         if path.startswith(_SERVER_API_PREFIXES):
             return self._server_api(request)
         if path == protocol.OA_AUTHORIZE_PATH:
+            with self._lock:
+                # The same page serves WeCom's in-client links, whose appid is a corpid.
+                if request.args.get("appid", "") in self._wecom.corps:
+                    return wecompages.oauth_show(self._wecom, request)
             return authorize.show(self, request)
+        if path == wecompages.OAUTH_CONFIRM_PATH:
+            with self._lock:
+                return wecompages.oauth_confirm(self._wecom, request, self.deny_mode)
+        if path == wecompages.WEB_LOGIN_PATH:
+            with self._lock:
+                return wecompages.web_login_show(self._wecom, request)
+        if path == wecompages.WEB_LOGIN_CONFIRM_PATH:
+            with self._lock:
+                return wecompages.web_login_confirm(self._wecom, request)
+        if path == wecompages.PANEL_SCRIPT_PATH:
+            return wecompages.serve_panel_script(request)
+        if path == wecompages.URICONFIRM_PATH:
+            return wecompages.uriconfirm_show(request)
+        if path == wecom.USER_QR_PATH:
+            return wecompages.serve_user_qr(request)
         if path == authorize.CONFIRM_PATH:
             return authorize.confirm(self, request)
         if path == protocol.QRCONNECT_PATH:
@@ -530,14 +677,30 @@ class FakeWeChat:
             (avatars.PATH_PREFIX + "…/<size>", "GET: an avatar (SVG), as headimgurl points at"),
             (jssdk.SCRIPT_PATH, "GET: the JS-SDK stand-in: wx.config is checked by this fake"),
             (
+                protocol.OA_AUTHORIZE_PATH + "?appid=<corpid>",
+                "GET: WeCom in-client authorize (snsapi_base picker, snsapi_privateinfo consent; agentid)",
+            ),
+            (
+                wecompages.WEB_LOGIN_PATH,
+                "GET ?login_type=CorpApp&appid=<corpid>&agentid=&redirect_uri=&state=[&lang=]: WeCom web login",
+            ),
+            (
+                wecompages.PANEL_SCRIPT_PATH,
+                "GET: ww.createWWLoginPanel stand-in (@wecom/jssdk): the web login in an iframe",
+            ),
+            (wecom.USER_QR_PATH + "?vcode=…", "GET: a WeCom member's personal QR code (SVG), as qr_code points at"),
+            (
                 simulator.PAGE_PATH,
                 "GET ?login=URL[&phone=URL][&auth=cookie|token][&appid=]: a mini program simulator for your app",
             ),
-            *((path, f"{METHODS.get(name, 'GET')}: {name}") for name, path in ENDPOINT_PATHS.items()),
+            *((path, f"{_METHODS.get(name, 'GET')}: {name}") for name, path in ENDPOINT_PATHS.items()),
             *((path, f"{method}: {what}") for path, (method, what, _) in control.ENDPOINTS.items()),
         ]
         with self._lock:
-            return pages.index_page(list(self.apps.values()), list(self.users.values()), endpoints)
+            corps = wecompages.corp_rows(list(self._wecom.corps.values()))
+            return pages.index_page(
+                list(self.apps.values()), list(self.users.values()), endpoints, sections=[("WeCom corps", corps)]
+            )
 
     def public_base(self, request: Request) -> str:
         """Where browsers reach this fake, as seen from ``request`` (an API call from the app).
@@ -567,7 +730,8 @@ class FakeWeChat:
                     _redacted_body(raw, (app.secret for app in self.apps.values())),
                 )
             )
-            faults = self._faults.get(request.path)
+            # A WeCom endpoint's faults wait for WeCom's host.
+            faults = self._faults.get(request.path) if endpoint in API_PATHS else None
             if faults:
                 fault = faults.popleft()
                 return Response(fault.render(), fault.status, headers=headers)
@@ -577,6 +741,34 @@ class FakeWeChat:
                 body = wire.encode(self._server.answer(endpoint, call))
             except SnsError as exc:
                 body = wire.error_body(exc.errcode, None if exc.text is None else wire.with_rid(exc.text))
+        return Response(body, 200, headers=headers)
+
+    def _wecom_api(self, request: Request) -> Response:
+        """A qyapi request: recorded (corpsecret redacted), then a fault, WeCom's answer, or its empty 404."""
+        endpoint = wecom.PATH_ENDPOINTS.get(request.path)
+        raw = request.get_data(cache=False)
+        with self._lock:
+            secrets = [app.secret for app in self.apps.values()]
+            secrets += [agent.secret for corp in self._wecom.corps.values() for agent in corp.agents]
+            query = _redacted(request.args.items(multi=True))
+            self.requests.append(RecordedRequest(request.method, request.path, query, _redacted_body(raw, secrets)))
+            if endpoint is None:
+                return Response(b"", 404)
+            # WeCom names the caller's IP in every errmsg; a refused IP stands for it.
+            ip = self._wecom.refused_ip or request.remote_addr or ""
+            faults = self._faults.get(request.path)
+            if faults:
+                fault = faults.popleft()
+                if fault.body is not None:
+                    return Response(fault.body, fault.status, headers={"Content-Type": wecom.CONTENT_TYPE})
+                errmsg = self._wecom.usual_errmsg(fault.errcode, ip) if fault.errmsg is None else fault.errmsg
+                return Response(
+                    self._wecom.error_body(endpoint, fault.errcode, errmsg),
+                    fault.status,
+                    headers=self._wecom.error_headers(fault.errcode, errmsg),
+                )
+            call = WeComCall(request.method, request.args.to_dict(), raw, ip, self.public_base(request))
+            body, headers = self._wecom.respond(endpoint, call)
         return Response(body, 200, headers=headers)
 
     def _sns(self, request: Request) -> Response:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol
 
 from .accounts import FakeApp, FakeUser
+from .wecom import FakeCorp
 
 __all__ = ["ConsentBackend", "ControlTarget", "DenyMode", "Directory", "RequestRecord", "TokenFamily"]
 
@@ -85,6 +86,9 @@ class ControlTarget(Protocol):
     @property
     def requests(self) -> Sequence[RequestRecord]: ...
 
+    @property
+    def corps(self) -> Mapping[str, FakeCorp]: ...
+
     def openid_for(self, appid: str, user_key: str) -> str: ...
 
     def issue_code(self, appid: str, user_key: str, scope: str | None = None) -> str: ...
@@ -119,6 +123,27 @@ class ControlTarget(Protocol):
     def verify_jssdk(self, appid: str, timestamp: int | str, noncestr: str, signature: str, url: str) -> bool: ...
 
     def snapshot_next(self, times: int = 1) -> None: ...
+
+    def issue_wecom_code(
+        self,
+        corpid: str,
+        agentid: int | None,
+        who: str,
+        scope: str = ...,
+        *,
+        web: bool = False,
+        redirect_uri: str | None = None,
+    ) -> str: ...
+
+    def wecom_tokens_issued(self, corpid: str, agentid: int) -> int: ...
+
+    def expire_wecom_tokens(self) -> None: ...
+
+    def revoke_wecom_tokens(self) -> None: ...
+
+    def refuse_wecom_ip(self, ip: str = ...) -> None: ...
+
+    def allow_wecom_ip(self) -> None: ...
 
     def fail_next(self, endpoint: str, errcode: int, errmsg: str | None = None, times: int = 1) -> None: ...
 

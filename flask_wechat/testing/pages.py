@@ -265,8 +265,14 @@ def top_redirect_page(url: str) -> str:
     return _page("正在跳转", body, css=_SCAN_STYLE, body_class="scan embedded")
 
 
-def index_page(apps: Iterable[FakeApp], users: Iterable[FakeUser], endpoints: Iterable[tuple[str, str]]) -> str:
-    """A map of the fake for people who open it in a browser."""
+def index_page(
+    apps: Iterable[FakeApp],
+    users: Iterable[FakeUser],
+    endpoints: Iterable[tuple[str, str]],
+    *,
+    sections: Iterable[tuple[str, Iterable[str]]] = (),
+) -> str:
+    """A map of the fake for people who open it in a browser; ``sections``: more (heading, HTML list items)."""
     rows = "".join(f"<li><code>{escape(path)}</code> {escape(what)}</li>" for path, what in endpoints)
     app_rows = "".join(
         f"<li><code>{escape(app.appid)}</code> {escape(app.name)} <small>{escape(app.kind)}"
@@ -277,6 +283,7 @@ def index_page(apps: Iterable[FakeApp], users: Iterable[FakeUser], endpoints: It
     body = (
         "<h1>Fake WeChat</h1><p>Imitates open.weixin.qq.com and api.weixin.qq.com for local tests.</p>"
         f"<h2>Endpoints</h2><ul>{rows}</ul><h2>Apps</h2><ul>{app_rows}</ul><h2>Users</h2><ul>{user_rows}</ul>"
+        + "".join(f"<h2>{escape(heading)}</h2><ul>{''.join(items)}</ul>" for heading, items in sections)
     )
     return _page("Fake WeChat", body, lang="en")
 

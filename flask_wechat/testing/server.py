@@ -266,6 +266,16 @@ def describe(server: FakeWeChatServer) -> str:
             f'         {prefix}_APPID = "{app.appid}"',
             f'         {prefix}_SECRET = "{app.secret}"',
         ]
+    if server.fake.corps:
+        lines += [
+            " * WeCom (企业微信) is served here too (qyapi.weixin.qq.com):",
+            f'     WECHAT_WECOM_API_BASE_URL = "{server.url}"',
+        ]
+    for corp in server.fake.corps.values():
+        lines.append(f'     {corp.name}: corpid "{corp.corpid}"')
+        lines += [f'         {agent.name}: agentid {agent.agentid}, secret "{agent.secret}"' for agent in corp.agents]
+        people = ", ".join([m.userid for m in corp.members] + [f"{p.key} (non-member)" for p in corp.non_members])
+        lines.append(f"         people: {people}")
     users = ", ".join(user.key + (" (snapshot)" if user.snapshot else "") for user in server.fake.users.values())
     lines.append(f" * Test users: {users}")
     return "\n".join(lines)
