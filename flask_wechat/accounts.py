@@ -230,7 +230,7 @@ class Accounts:
     def record(
         self,
         identity: Identity,
-        grant: Grant,
+        grant: Grant | None,
         create_user: Callable[[Identity], Any],
         *,
         bind_to: Any = None,
@@ -305,7 +305,7 @@ class Accounts:
         return value[:limit] if limit is not None else value
 
     def _record(
-        self, identity: Identity, grant: Grant, create_user: Callable[[Identity], Any], bind_to: Any
+        self, identity: Identity, grant: Grant | None, create_user: Callable[[Identity], Any], bind_to: Any
     ) -> LoginRecord:
         account = self.find(identity.appid, identity.openid)
         known = self.user_of_unionid(identity.unionid) if identity.unionid and account is None else None
@@ -337,7 +337,7 @@ class Accounts:
                 # A new authorization starts a new 30-day refresh window.
                 account.refresh_token_expires_at = _refresh_deadline()
             self._apply_token(account, grant)
-        else:
+        elif isinstance(grant, protocol.MiniProgramSession):
             account.session_key = self._seal(grant.session_key)
         self.session.flush()
         return LoginRecord(account=account, user=account.user, new_account=new_account, new_user=new_user)

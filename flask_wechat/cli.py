@@ -25,7 +25,6 @@ from sqlalchemy import select
 from . import config, serverapi
 from .errors import ConfigurationError, WeChatError
 from .ext import migrate_renders_plain_types
-from .runtime import CALLBACK_ENDPOINTS
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -51,12 +50,6 @@ MIN_SECRET_KEY_LENGTH: Final = 16
 #: A stand-in for the random state of each login in the previewed authorize link.
 STATE_PLACEHOLDER: Final = "STATE"
 #: Per browser flow: how ``check`` names it, and where its callback domain goes in WeChat's consoles.
-FLOWS: Final = {
-    "oa": ("Official Account", "公众号后台 → 设置与开发 → 账号设置 → 功能设置 → 网页授权域名"),
-    "qr": ("Website app (QR)", "微信开放平台 → 管理中心 → 网站应用 → 开发信息 → 授权回调域"),
-}
-
-
 #: Entry point group through which other packages add ``flask wechat`` commands.
 COMMANDS_GROUP: Final = "flask_wechat.commands"
 
@@ -172,21 +165,21 @@ def _check_callback(callback: str, app: Flask, report: _Report) -> None:
 def _check_flow(app: Flask, runtime: Runtime, name: str, host_known: bool, host: str | None, report: _Report) -> None:
     """Facts and warnings of one browser flow: its callback, authorize link and console setting."""
     web = runtime.web[name]
-    label, console = FLOWS[name]
-    report.facts.append((label, f"AppID {web.appid}, scope {web.scope}"))
-    callback = _external_url(app, CALLBACK_ENDPOINTS[name], host)
+    scope = getattr(web, "scope", None)
+    report.facts.append((web.label, f"AppID {web.appid}" + (f", scope {scope}" if scope else "")))
+    callback = _external_url(app, web.callback_endpoint, host)
     if not host_known:
         scheme = app.config.get("PREFERRED_URL_SCHEME") or "http"
         report.facts.append(("  Callback URL", f"{scheme}://<request host>{urlsplit(callback).path}"))
         return
-    authorize = web.remote.create_authorization_url(callback, state=STATE_PLACEHOLDER)["url"]
+    authorize = web.authorize_url(callback, STATE_PLACEHOLDER)
     report.facts += [
         ("  Callback URL", callback),
         ("  Authorize URL", authorize),
         ("", f"({STATE_PLACEHOLDER} stands for each login's random state)"),
     ]
     if not runtime.settings.fake:
-        report.facts.append(("  Console domain", f"{urlsplit(callback).hostname}   ({console})"))
+        report.facts.append(("  Console domain", f"{urlsplit(callback).hostname}   ({web.console})"))
         _check_callback(callback, app, report)
 
 

@@ -29,24 +29,21 @@ from flask import Request, current_app, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from . import protocol, serverapi, signals
+from . import protocol, signals
 from .accounts import Accounts, Grant, Identity, LoginRecord
-from .appapi import AppAPI
-from .compliance import as_authlib_token
 from .errors import (
     AuthorizationDenied,
     CookieLostError,
     LoginFlowError,
     ServiceUnavailableError,
-    SnapshotUserError,
     StateError,
     WeChatError,
 )
+from .flows import WebFlow
 from .loginstate import SignedState
 from .miniprogram import bearer_user
-from .models import utcnow
 from .outcomes import error_from_record, error_record, wait_for
-from .runtime import Runtime, WebFlow
+from .runtime import Runtime
 from .store import SQLStore, store_key
 
 __all__ = ["Logins", "Retry"]
@@ -55,8 +52,6 @@ log = logging.getLogger(__name__)
 
 #: What some WeChat clients send as the code when the person refused.
 DENIED_CODE: Final = "authdeny"
-#: Scopes whose token may fetch the profile.
-PROFILE_SCOPES: Final = frozenset({protocol.SCOPE_USERINFO, protocol.SCOPE_LOGIN})
 
 
 @dataclass(frozen=True)
@@ -77,16 +72,33 @@ class Logins:
     # -- start -----------------------------------------------------------------------------
 
     def choose_flow(self, requested: str | None, user_agent: str) -> WebFlow | None:
-        """The flow for this browser: WeChat's own browser gets ``oa``, others ``qr``.
+        """The flow for this browser: the first of :meth:`candidates`, or the one ``requested``.
 
-        An explicit ``requested`` flow wins; ``None`` means no such flow is configured.
+        ``requested`` names a flow (``oa``) or a family (``wecom``: its member that fits this
+        browser); ``None`` means no such flow is configured.
         """
         web = self.runtime.web
         if requested not in (None, "", "auto"):
-            return web.get(requested or "")
-        if "oa" in web and ("qr" not in web or protocol.is_wechat_browser(user_agent)):
-            return web["oa"]
-        return web.get("qr")
+            family = [flow for flow in web.values() if flow.family == requested]
+            return (
+                web.get(requested or "")
+                or next((f for f in family if f.fits(user_agent)), None)
+                or (family[-1] if family else None)
+            )
+        candidates = self.candidates(user_agent)
+        return candidates[0] if candidates else None
+
+    def candidates(self, user_agent: str) -> list[WebFlow]:
+        """The flows this browser can use, likeliest first; more than one is for the person to choose.
+
+        Inside WeChat or WeCom the client's own flow wins alone; elsewhere every flow for any
+        browser (WeChat's QR code, WeCom's web login). With none that fits, the first configured.
+        """
+        fitting = [flow for flow in self.runtime.web.values() if flow.fits(user_agent)]
+        in_client = [flow for flow in fitting if flow.in_client]
+        if in_client:
+            return in_client[:1]
+        return fitting or list(self.runtime.web.values())[:1]
 
     def new_state(self, flow: WebFlow, next_url: str, *, bind: bool = False, restarted: bool = False) -> str:
         """Mint the state of a login this browser starts through ``flow``; ``next_url`` must be validated."""
@@ -98,12 +110,13 @@ class Logins:
         return state
 
     def start(self, flow: WebFlow, next_url: str, *, bind: bool = False, restarted: bool = False) -> Response:
-        """Send the browser to ``flow``'s authorize page; WeChat will call back with a code."""
+        """Send the browser to ``flow``'s authorize page; WeChat (or WeCom) will call back with a code."""
         state = self.new_state(flow, next_url, bind=bind, restarted=restarted)
-        response: Response = flow.remote.authorize_redirect(
-            url_for(flow.callback_endpoint, _external=True), state=state
-        )
-        return response
+        url = flow.authorize_url(url_for(flow.callback_endpoint, _external=True), state)
+        if url.startswith("/"):
+            # A stand-in served inside this app (the fake) is a path: keep the app's own prefix.
+            url = request.script_root + url
+        return redirect(url)
 
     # -- the callback ----------------------------------------------------------------------
 
@@ -125,7 +138,9 @@ class Logins:
         try:
             code = _code(args)
             bind_to = self._user_to_bind(signed)
-            record = self._exchange_and_record(flow, code, bind_to, outcome_key)
+            accounts = rt.accounts()
+            identity, grant = flow.identify(code, accounts)
+            record = self.record(identity, grant, bind_to=bind_to, outcome_key=outcome_key, accounts=accounts)
         except WeChatError as exc:
             self._remember_failure(outcome_key, exc)
             rt.browser.completed(signed)
@@ -176,72 +191,6 @@ class Logins:
             raise LoginFlowError()  # logged out since the binding started
         return current_user._get_current_object()
 
-    def _exchange_and_record(self, flow: WebFlow, code: str, bind_to: Any, outcome_key: str) -> LoginRecord:
-        """Steps 4 and 5: WeChat's calls with no transaction open, then one transaction for the rows."""
-        accounts = self.runtime.accounts()
-        accounts.release()
-        grant = flow.api.exchange_code(code)
-        if grant.is_snapshot_user:
-            # Virtual identity of WeChat's snapshot page: never stored, never logged in.
-            signals.snapshot_user.send(current_app._get_current_object(), flow=flow.name)  # type: ignore[attr-defined]
-            raise SnapshotUserError()
-        wants_profile = bool(grant.scopes & PROFILE_SCOPES)
-        follower_api = self._follower_api(flow, grant)
-        account = accounts.find(flow.appid, grant.openid) if wants_profile or follower_api else None
-        userinfo = None
-        if wants_profile and self._profile_is_stale(account):
-            accounts.release()
-            userinfo = self._profile(flow, grant)
-        unionid = grant.unionid or (userinfo.unionid if userinfo else None)
-        follower = None
-        if follower_api is not None and unionid is None and (account is None or not account.unionid):
-            accounts.release()
-            follower = self._follower(follower_api, grant.openid)
-            unionid = follower.unionid if follower is not None and follower.subscribed else None
-        identity = Identity(
-            appid=flow.appid,
-            openid=grant.openid,
-            unionid=unionid,
-            nickname=userinfo.nickname if userinfo else "",
-            avatar_url=userinfo.headimgurl if userinfo else "",
-            userinfo=userinfo,
-            subscribed=follower.subscribed if follower is not None else None,
-        )
-        return self.record(identity, grant, bind_to=bind_to, outcome_key=outcome_key, accounts=accounts)
-
-    def _follower_api(self, flow: WebFlow, grant: protocol.Token) -> AppAPI | None:
-        """The Official Account's API when this login should ask ``/cgi-bin/user/info`` for the unionid."""
-        rt = self.runtime
-        if flow.name != "oa" or grant.unionid or not rt.settings.follower_unionid:
-            return None
-        return rt.apps.get("oa")
-
-    @staticmethod
-    def _follower(api: AppAPI, openid: str) -> serverapi.Follower | None:
-        """What ``/cgi-bin/user/info`` knows of the visitor; a failure logs them in without it, as before."""
-        try:
-            return api.follower(openid)
-        except WeChatError as exc:
-            log.warning("WeChat user/info failed at login (%s); logging in without the unionid", exc)
-            return None
-
-    def _profile_is_stale(self, account: Any) -> bool:
-        """Whether this login should fetch the profile (a returning user's may still be fresh)."""
-        if account is None or account.profile_updated_at is None:
-            return True
-        age: float = (utcnow() - account.profile_updated_at).total_seconds()
-        return age >= self.runtime.settings.profile_max_age
-
-    @staticmethod
-    def _profile(flow: WebFlow, token: protocol.Token) -> protocol.UserInfo | None:
-        """The profile; a failure here does not undo the login."""
-        try:
-            userinfo, _ = flow.api.fetch_userinfo(as_authlib_token(token))
-        except WeChatError as exc:
-            log.warning("WeChat userinfo failed after login (%s); keeping the stored profile", type(exc).__name__)
-            return None
-        return userinfo
-
     def _replay(self, signed: SignedState, outcome_key: str, next_url: str) -> Response:
         """A second hit of a login this browser took part in: the first hit's outcome, not a second exchange."""
         recorded = wait_for(lambda: self.runtime.store.get(outcome_key), self._sleep)
@@ -269,7 +218,7 @@ class Logins:
     def record(
         self,
         identity: Identity,
-        grant: Grant,
+        grant: Grant | None,
         *,
         bind_to: Any = None,
         outcome_key: str | None = None,

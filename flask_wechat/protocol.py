@@ -48,6 +48,7 @@ __all__ = [
     "decode_body",
     "is_valid_state",
     "is_wechat_browser",
+    "is_wecom_browser",
     "jscode2session_query",
     "refresh_query",
     "token_query",
@@ -334,6 +335,11 @@ class MiniProgramSession:
 
 _WECHAT_UA: Final = re.compile(r"MicroMessenger/", re.IGNORECASE)
 _WECOM_UA: Final = re.compile(r"wxwork/", re.IGNORECASE)
+
+
+def is_wecom_browser(user_agent: str) -> bool:
+    """Whether the User-Agent is the WeCom (企业微信) client's, which also says MicroMessenger."""
+    return bool(_WECOM_UA.search(user_agent))
 
 
 def is_wechat_browser(user_agent: str) -> bool:

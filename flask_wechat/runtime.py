@@ -23,21 +23,27 @@ from sqlalchemy.orm import Mapper
 from . import config, protocol
 from .accounts import Accounts, Identity
 from .appapi import AppAPI
-from .client import WeChatApp, WeChatOAuth, register_app, session_options
+from .client import WeChatOAuth, register_app, session_options
 from .compliance import KeepAliveAdapter, WeChatAPI, token_from_authlib
 from .config import Credentials
 from .crypto import TokenCipher
 from .errors import ConfigurationError
+from .flows import WebFlow, WeChatFlow
 from .loginstate import BrowserLogins, StateCodec
 from .models import table_of
 from .store import RedisStore, SharedStore, SQLStore
 
-__all__ = ["Hooks", "Runtime", "UserFactory", "WebFlow", "build", "check_models"]
+__all__ = ["Hooks", "Runtime", "UserFactory", "build", "check_models"]
 
 UserFactory = Callable[[Identity], Any]
 
-#: Where WeChat sends the browser back, per browser flow.
-CALLBACK_ENDPOINTS: Final = {"oa": "wechat.callback", "qr": "wechat.qr_callback"}
+#: Where WeChat sends the browser back, per WeChat browser flow: (endpoint, path under the blueprint).
+CALLBACKS: Final = {"oa": ("wechat.callback", "/callback"), "qr": ("wechat.qr_callback", "/qr/callback")}
+#: For ``flask wechat check``: what each WeChat flow is called, and where its callback domain is configured.
+CONSOLES: Final = {
+    "oa": ("Official Account", "公众号后台 → 设置与开发 → 账号设置 → 功能设置 → 网页授权域名"),
+    "qr": ("Website app (QR)", "微信开放平台 → 管理中心 → 网站应用 → 开发信息 → 授权回调域"),
+}
 
 
 class Hooks:
@@ -46,22 +52,6 @@ class Hooks:
     def __init__(self) -> None:
         #: ``@wechat.user_creator``: turns a new identity into an unsaved user; ``None``: a bare user model.
         self.create_user: UserFactory | None = None
-
-
-@dataclass(frozen=True)
-class WebFlow:
-    """One way to log in in a browser: ``oa`` (inside WeChat) or ``qr`` (website QR on a desktop)."""
-
-    name: str
-    #: Goes into the login state, so a callback refuses states minted for another flow.
-    number: int
-    appid: str
-    scope: str
-    callback_endpoint: str
-    #: Authlib's Flask remote app: the authorize link, and the app's own API calls.
-    remote: WeChatApp
-    #: The server-side calls of a login (code exchange, userinfo).
-    api: WeChatAPI
 
 
 @dataclass(frozen=True)
@@ -75,6 +65,7 @@ class Runtime:
     hooks: Hooks
     #: ``accounts()``: account persistence on the current request's database session.
     accounts: Callable[[], Accounts]
+    #: The browser flows by name (``oa``, ``qr``, and WeCom's), in the order they are preferred.
     web: Mapping[str, WebFlow]
     miniprogram: WeChatAPI | None
     #: The server APIs on the app access token, by app: ``oa`` (Official Account) and ``miniprogram``.
@@ -85,13 +76,17 @@ class Runtime:
     adapter: KeepAliveAdapter
 
     @property
-    def default_web(self) -> WebFlow:
-        """The browser flow used by default: in-WeChat when configured, else QR."""
-        return self.web["oa"] if "oa" in self.web else self.web["qr"]
+    def default_web(self) -> WeChatFlow:
+        """WeChat's browser flow used by default: in-WeChat when configured, else QR."""
+        return self.wechat_flows()[0]
 
-    def web_flow_of(self, appid: str) -> WebFlow | None:
-        """The browser flow whose AppID is ``appid``."""
-        return next((flow for flow in self.web.values() if flow.appid == appid), None)
+    def wechat_flows(self) -> list[WeChatFlow]:
+        """WeChat's own browser flows, in-WeChat first."""
+        return [flow for flow in self.web.values() if isinstance(flow, WeChatFlow)]
+
+    def web_flow_of(self, appid: str) -> WeChatFlow | None:
+        """WeChat's browser flow whose AppID is ``appid``."""
+        return next((flow for flow in self.wechat_flows() if flow.appid == appid), None)
 
 
 #: What the extension reads and writes on the app's models: what the mixins give them.
@@ -176,6 +171,25 @@ def build(
     options = session_options(settings, adapter, mounts)
     oauth = WeChatOAuth()
     oauth.init_app(app)
+    # The SQL store asks Flask-SQLAlchemy for the current app's engine on each use.
+    store: SharedStore = (
+        RedisStore(settings.store_url) if settings.store_url else SQLStore(partial(getattr, db, "engine"))
+    )
+    apps = {
+        name: AppAPI(
+            credentials.appid,
+            credentials.secret,
+            settings.api_base_url,
+            store,
+            token_endpoint=settings.app_token_endpoint,
+            session_options=options,
+            lock_timeout=settings.token_lock_timeout,
+            clock=settings.clock,
+            cipher=cipher,
+        )
+        for name, credentials in (("oa", settings.official_account), ("miniprogram", settings.miniprogram))
+        if credentials is not None
+    }
 
     def save_refreshed_token(
         appid: str, token: dict[str, Any], refresh_token: Any = None, access_token: Any = None
@@ -214,7 +228,22 @@ def build(
             session_options=options,
             update_token=partial(save_refreshed_token, credentials.appid),
         )
-        web[name] = WebFlow(name, number, credentials.appid, scope, CALLBACK_ENDPOINTS[name], remote, api)
+        endpoint, path = CALLBACKS[name]
+        label, console = CONSOLES[name]
+        web[name] = WeChatFlow(
+            name,
+            number,
+            credentials.appid,
+            scope,
+            endpoint,
+            path,
+            label,
+            console,
+            remote,
+            api,
+            profile_max_age=settings.profile_max_age,
+            followers=apps.get("oa") if name == "oa" and settings.follower_unionid else None,
+        )
     miniprogram = (
         WeChatAPI(
             settings.miniprogram.appid, settings.miniprogram.secret, settings.api_base_url, session_options=options
@@ -222,25 +251,6 @@ def build(
         if settings.miniprogram
         else None
     )
-    # The SQL store asks Flask-SQLAlchemy for the current app's engine on each use.
-    store: SharedStore = (
-        RedisStore(settings.store_url) if settings.store_url else SQLStore(partial(getattr, db, "engine"))
-    )
-    apps = {
-        name: AppAPI(
-            credentials.appid,
-            credentials.secret,
-            settings.api_base_url,
-            store,
-            token_endpoint=settings.app_token_endpoint,
-            session_options=options,
-            lock_timeout=settings.token_lock_timeout,
-            clock=settings.clock,
-            cipher=cipher,
-        )
-        for name, credentials in (("oa", settings.official_account), ("miniprogram", settings.miniprogram))
-        if credentials is not None
-    }
     return Runtime(
         settings=settings,
         db=db,

@@ -12,6 +12,7 @@ import hmac
 import logging
 import re
 import secrets
+from functools import partial
 from typing import Final
 from urllib.parse import quote, unquote, urlsplit
 
@@ -40,11 +41,11 @@ from .errors import (
     WeChatAPIError,
     WeChatError,
 )
+from .flows import WebFlow
 from .i18n import MESSAGES, pick_language
 from .login import Logins, Retry
 from .miniprogram import error_answer, log_in_with_code, read_code
 from .phone import read_phone_request, share_phone_number
-from .runtime import WebFlow
 
 __all__ = ["LoginViews", "safe_next_url"]
 
@@ -117,8 +118,10 @@ class LoginViews:
         """A ``wechat`` blueprint with every view of this app."""
         bp = Blueprint("wechat", __name__, template_folder="templates")
         bp.add_url_rule("/login", "login", self.login)
-        bp.add_url_rule("/callback", "callback", self.callback)
-        bp.add_url_rule("/qr/callback", "qr_callback", self.qr_callback)
+        for flow in self.logins.runtime.web.values():
+            # Each flow's own callback: a state minted for one flow is refused at another's.
+            endpoint = flow.callback_endpoint.partition(".")[2]
+            bp.add_url_rule(flow.callback_path, endpoint, partial(self._finish, flow.name))
         bp.add_url_rule("/qr", "qr", self.qr)
         bp.add_url_rule("/choose", "choose", self.choose)
         bp.add_url_rule("/bind", "bind", self.bind)
@@ -194,9 +197,13 @@ class LoginViews:
         flow = self.logins.choose_flow(None, request.headers.get("User-Agent", ""))
         if flow is None:
             abort(401)  # only a mini program is configured: no browser login exists
-        here = request.script_root + (request.full_path if request.query_string else request.path)
+        here = safe_next_url(
+            request.script_root + (request.full_path if request.query_string else request.path), self._default_next()
+        )
+        if self._browser_may_choose():
+            return redirect(url_for("wechat.choose", next=here))
         try:
-            return self.logins.start(flow, safe_next_url(here, self._default_next()))
+            return self.logins.start(flow, here)
         except WeChatError as exc:
             return self.error_page(exc)
 
@@ -206,17 +213,21 @@ class LoginViews:
         ``flow`` picks the way: ``oa`` (inside WeChat), ``qr`` (desktop QR) or ``auto``
         (the default: by the browser's User-Agent). An unknown or unconfigured flow is a 404.
         """
-        flow = self.logins.choose_flow(request.args.get("flow"), request.headers.get("User-Agent", ""))
+        requested = request.args.get("flow")
+        flow = self.logins.choose_flow(requested, request.headers.get("User-Agent", ""))
         if flow is None:
             abort(404)
         if current_user.is_authenticated:
             return redirect(self._next_url())
+        if requested in (None, "", "auto") and self._browser_may_choose():
+            return redirect(url_for("wechat.choose", next=self._next_url()))
         try:
             return self.logins.start(flow, self._next_url())
         except WeChatError as exc:
             return self.error_page(exc)
 
     def _finish(self, name: str) -> Response:
+        """Where WeChat (or WeCom) sends the browser back with ``code`` and ``state``, for the flow ``name``."""
         flow = self._flow(name)
         framed = request.headers.get("Sec-Fetch-Dest") == "iframe"
         if framed and request.headers.get("Sec-Fetch-Site") == "cross-site":
@@ -238,13 +249,9 @@ class LoginViews:
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
-    def callback(self) -> Response:
-        """Where WeChat sends the browser back from in-WeChat authorization (``code`` and ``state``)."""
-        return self._finish("oa")
-
-    def qr_callback(self) -> Response:
-        """Where WeChat sends the browser back from a QR login (redirect page or embedded QR)."""
-        return self._finish("qr")
+    def _browser_may_choose(self) -> bool:
+        """Whether this browser fits more than one flow (a desktop with WeChat's QR and WeCom's web login)."""
+        return len(self.logins.candidates(request.headers.get("User-Agent", ""))) > 1
 
     def _in_wechat(self) -> bool:
         return protocol.is_wechat_browser(request.headers.get("User-Agent", ""))
@@ -263,17 +270,23 @@ class LoginViews:
     def choose(self) -> str:
         """A page offering the ways to log in this browser can use, likeliest first; override ``wechat/choose.html``.
 
-        ``flows`` lists them in order: inside WeChat ``oa`` only (no QR code a phone could scan
-        there), elsewhere ``qr`` then ``oa``. ``qr_hidden`` says a QR login exists but was left out.
+        ``flows`` lists their names in order: inside WeChat (or WeCom) its own flow only (no QR
+        code a phone could scan there), elsewhere the flows for any browser (``qr``, ``wecom_web``)
+        then the others. ``qr_hidden`` says a login for other browsers exists but was left out.
         """
-        web = self.logins.runtime.web
-        in_wechat = self._in_wechat()
-        flows = ["oa"] if in_wechat else ["qr", "oa"]
+        user_agent = request.headers.get("User-Agent", "")
+        web = list(self.logins.runtime.web.values())
+        fitting = [flow for flow in web if flow.fits(user_agent)]
+        in_client = protocol.is_wechat_browser(user_agent) or protocol.is_wecom_browser(user_agent)
+        if in_client:
+            flows = [flow for flow in fitting if flow.in_client][:1]
+        else:
+            flows = fitting + [flow for flow in web if flow not in fitting]
         return self.page(
             "wechat/choose.html",
             next_url=self._next_url(),
-            flows=[name for name in flows if name in web],
-            qr_hidden=in_wechat and "qr" in web,
+            flows=[flow.name for flow in flows],
+            qr_hidden=in_client and any(not flow.in_client for flow in web),
         )
 
     def wechat_qr_login(

@@ -49,14 +49,29 @@ def package_modules_run_by(call: Any) -> set[str]:
     return seen
 
 
-def test_a_callback_runs_code_in_at_most_eight_modules(app: Flask, fake_wechat: FakeWeChat) -> None:
+#: What a callback may run: the view, the login's steps, its flow (the one seam of a login kind), this
+#: browser's part, the store, the rows, and WeChat's dialect. A ninth module on the path is a design change.
+CALLBACK_MODULES = {
+    "views.py",
+    "login.py",
+    "flows.py",
+    "loginstate.py",
+    "store.py",
+    "accounts.py",
+    "models.py",
+    "compliance.py",
+    "protocol.py",
+}
+
+
+def test_a_callback_runs_code_in_nine_modules_at_most(app: Flask, fake_wechat: FakeWeChat) -> None:
     client = app.test_client()
     first = client.get("/wechat/login?next=/profile")
     callback = visit_wechat(first.location, "alice").headers["Location"]
     parts = urlsplit(callback)
     modules = package_modules_run_by(lambda: client.get(f"{parts.path}?{parts.query}"))
     assert client.get("/profile").status_code == 200
-    assert len(modules) <= 8, " ".join(sorted(modules))
+    assert modules <= CALLBACK_MODULES, " ".join(sorted(modules - CALLBACK_MODULES))
 
     # Logged in already (the user loader runs) and a bearer header (the request loader looks at it).
     again = client.get("/wechat/login?flow=oa&next=/profile")
@@ -68,7 +83,7 @@ def test_a_callback_runs_code_in_at_most_eight_modules(app: Flask, fake_wechat: 
     modules = package_modules_run_by(
         lambda: client.get(f"{parts.path}?{parts.query}", headers={"Authorization": "Bearer x"})
     )
-    assert len(modules) <= 8, sorted(modules)
+    assert modules <= CALLBACK_MODULES, sorted(modules - CALLBACK_MODULES)
 
 
 def test_no_module_outside_testing_imports_the_fake() -> None:

@@ -107,10 +107,10 @@ def login_as(
     with app.app_context():
         runtime = wechat.runtime
     name = flow or ("oa" if "oa" in runtime.web else "qr")
-    try:
-        web = runtime.web[name]
-    except KeyError:
-        raise ValueError(f"flow {name!r} is not configured on this app; configured: {list(runtime.web)}") from None
+    web = next((flow for flow in runtime.wechat_flows() if flow.name == name), None)
+    if web is None:
+        configured = [flow.name for flow in runtime.wechat_flows()]
+        raise ValueError(f"WeChat flow {name!r} is not configured on this app; configured: {configured}")
     if fake is None:
         fake = app.extensions.get(EXTENSION_KEY) or FakeWeChat()
     # Where browsers reach the fake: its own setting, else the app's authorize base (a path when installed).
