@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -31,13 +31,23 @@ from .errors import (
 from .models import utcnow
 from .store import store_table
 
-__all__ = ["Accounts", "Grant", "Identity", "LoginRecord"]
+__all__ = ["Accounts", "Contact", "Grant", "Identity", "LoginRecord"]
 
 log = logging.getLogger(__name__)
 
 
 #: What WeChat granted for a login: a web token, or a mini program's session.
 Grant = protocol.Token | protocol.MiniProgramSession
+
+
+@dataclass(frozen=True)
+class Contact:
+    """What a person agreed to share beyond a profile (WeCom's ``snsapi_privateinfo``); empty when unknown."""
+
+    mobile: str = field(default="", repr=False)
+    email: str = field(default="", repr=False)
+    #: As the platform sends it: WeCom's ``"0"`` unknown, ``"1"`` male, ``"2"`` female.
+    gender: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,10 @@ class Identity:
     userinfo: protocol.UserInfo | None = None
     #: Whether they follow the Official Account, when ``/cgi-bin/user/info`` was asked (``WECHAT_FOLLOWER_UNIONID``).
     subscribed: bool | None = None
+    #: What a WeCom member agreed to share, when they did.
+    contact: Contact | None = None
+    #: A WeCom member's departments, for ``@wechat.login_allowed`` checks.
+    departments: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,7 @@ _NOT_NULL = re.compile(
 _TOO_LONG = re.compile(r"for column '(\w+)'|character varying\((\d+)\)", re.I)
 _RACE_WORDS = ("deadlock", "serializ", "lock wait timeout", "could not serialize")
 #: The account columns sealed with ``WECHAT_TOKEN_KEYS``.
-_SEALED_FIELDS = ("access_token", "refresh_token", "session_key", "phone_number", "pure_phone_number")
+_SEALED_FIELDS = ("access_token", "refresh_token", "session_key", "phone_number", "pure_phone_number", "email")
 #: WeChat's avatar hosts (``headimgurl``): they serve https, though older answers say ``http://``.
 _AVATAR_HOSTS = frozenset({"thirdwx.qlogo.cn", "wx.qlogo.cn"})
 
@@ -332,6 +346,9 @@ class Accounts:
             account.user.wechat_reauthorization_required = False
         if identity.userinfo is not None:
             self._apply_profile(account, identity.userinfo)
+        elif identity.nickname or identity.avatar_url or identity.contact:
+            # A profile from elsewhere (WeCom): what is empty now never replaces what was stored.
+            self._apply_known(account, identity)
         if isinstance(grant, protocol.Token):
             if new_account or grant.refresh_token != self._open(account.refresh_token):
                 # A new authorization starts a new 30-day refresh window.
@@ -376,6 +393,22 @@ class Accounts:
         account.avatar_url = self._fit("avatar_url", _https_avatar(info.headimgurl))
         if info.unionid:
             account.unionid = info.unionid
+        account.profile_updated_at = utcnow()
+
+    def _apply_known(self, account: Any, identity: Identity) -> None:
+        if identity.nickname:
+            account.nickname = self._fit("nickname", identity.nickname)
+        if identity.avatar_url:
+            account.avatar_url = self._fit("avatar_url", _https_avatar(identity.avatar_url))
+        contact = identity.contact
+        if contact is not None and contact.mobile:
+            account.phone_number = self._seal(contact.mobile)
+            account.pure_phone_number = self._seal(contact.mobile)
+            account.phone_updated_at = utcnow()
+        if contact is not None and contact.email:
+            account.email = self._seal(contact.email)
+        if contact is not None and contact.gender not in ("", "0"):
+            account.gender = contact.gender
         account.profile_updated_at = utcnow()
 
     def session_key(self, account: Any) -> str | None:
@@ -464,7 +497,7 @@ class Accounts:
         return token
 
     def rotate_token_keys(self, batch: int = 500) -> int:
-        """Re-seal every stored token (and phone number) with the first key; return how many accounts changed."""
+        """Re-seal every stored token (and phone number, email) with the first key; return how many accounts changed."""
         if self.cipher is None:
             return 0
         changed, last_id = 0, 0
@@ -475,7 +508,8 @@ class Accounts:
                     self.account_model.id > last_id,
                     self.account_model.access_token.is_not(None)
                     | self.account_model.session_key.is_not(None)
-                    | self.account_model.phone_number.is_not(None),
+                    | self.account_model.phone_number.is_not(None)
+                    | self.account_model.email.is_not(None),
                 )
                 .order_by(self.account_model.id)
                 .limit(batch)
@@ -484,9 +518,9 @@ class Accounts:
             if not accounts:
                 return changed
             for account in accounts:
-                for field in _SEALED_FIELDS:
-                    if getattr(account, field):
-                        setattr(account, field, self.cipher.rotate(getattr(account, field)))
+                for name in _SEALED_FIELDS:
+                    if getattr(account, name):
+                        setattr(account, name, self.cipher.rotate(getattr(account, name)))
                 last_id = account.id
             changed += len(accounts)
             self.session.commit()

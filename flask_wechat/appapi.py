@@ -30,7 +30,7 @@ from .errors import (
 )
 from .store import SharedStore
 
-__all__ = ["AppAPI", "http_session"]
+__all__ = ["AppAPI", "TokenAPI", "http_session"]
 
 log = logging.getLogger(__name__)
 
@@ -53,42 +53,40 @@ def http_session(options: Mapping[str, Any]) -> requests.Session:
     return session
 
 
-class AppAPI:
-    """One WeChat app (an Official Account or a mini program) calling WeChat with its app token."""
+class TokenAPI:
+    """Server calls on an access token that one worker refreshes for all: WeChat's app token, WeCom's corp token.
+
+    Subclasses say how the token is fetched (:meth:`_fetch_token`); :meth:`call` sends a
+    request with it and replaces a refused token once.
+    """
+
+    #: What the token is called in the store (its key) and in logs.
+    token_kind = "app_token"
 
     def __init__(
         self,
-        appid: str,
-        secret: str,
+        key: str,
         api_base_url: str,
         store: SharedStore,
         *,
-        token_endpoint: str = DEFAULT_TOKEN_ENDPOINT,
         session_options: Mapping[str, Any] | None = None,
         lock_timeout: float = 15.0,
         clock: Callable[[], float] = time.time,
         cipher: TokenCipher | None = None,
     ) -> None:
-        if token_endpoint not in serverapi.APP_TOKEN_ENDPOINTS:
-            raise ValueError(f"token_endpoint must be one of {sorted(serverapi.APP_TOKEN_ENDPOINTS)}")
-        self.appid = appid
-        self._secret = secret
         self.api_base_url = api_base_url
-        self.token_endpoint = token_endpoint
         self._options = dict(session_options or {})
         self._timeout = self._options.get("default_timeout")
         self._clock = clock
-        self.tokens = SharedCredential(
-            "app_token", appid, self._fetch_token, store, lock_timeout=lock_timeout, clock=clock, cipher=cipher
-        )
-        self.tickets = SharedCredential(
-            "jsapi_ticket", appid, self._fetch_ticket, store, lock_timeout=lock_timeout, clock=clock, cipher=cipher
-        )
+        self._credential_options: dict[str, Any] = {"lock_timeout": lock_timeout, "clock": clock, "cipher": cipher}
+        self._store = store
+        self.tokens = self._shared(self.token_kind, key, self._fetch_token)
 
-    def __repr__(self) -> str:
-        return f"<AppAPI appid={self.appid} token={self.token_endpoint}>"
+    def _shared(self, kind: str, key: str, fetch: Callable[[bool], tuple[str, int]]) -> SharedCredential:
+        return SharedCredential(kind, key, fetch, self._store, **self._credential_options)
 
-    # -- the wire -----------------------------------------------------------------------------
+    def _fetch_token(self, force: bool) -> tuple[str, int]:
+        raise NotImplementedError
 
     def _send(
         self, method: str, path: str, params: Mapping[str, str], body: Mapping[str, Any] | None = None
@@ -101,10 +99,51 @@ class AppAPI:
                 )
             except requests.RequestException as exc:
                 # requests quotes the URL (token or secret included) in its messages.
-                raise WeChatTransportError(f"could not reach WeChat {path}: {type(exc).__name__}") from None
+                raise WeChatTransportError(f"could not reach {path}: {type(exc).__name__}") from None
         if response.status_code != 200:
-            raise WeChatTransportError(f"WeChat {path} answered HTTP {response.status_code}")
+            raise WeChatTransportError(f"{path} answered HTTP {response.status_code}")
         return protocol.decode_body(response.content, path)
+
+    def call(
+        self, method: str, path: str, params: Mapping[str, str] | None = None, body: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Call ``path`` with the token; a refused token is replaced once and the call sent once more."""
+        token = self.tokens.get()
+        try:
+            return self._send(method, path, {**(params or {}), "access_token": token}, body)
+        except AccessTokenError as exc:
+            log.warning("%s refused the %s (errcode %s); refreshing it once", path, self.token_kind, exc.errcode)
+            self.tokens.invalidate(token)
+        return self._send(method, path, {**(params or {}), "access_token": self.tokens.get()}, body)
+
+    def access_token(self, *, force_refresh: bool = False) -> str:
+        """The access token, for calls of your own to other APIs of the platform."""
+        return self.tokens.get(force_refresh=force_refresh)
+
+
+class AppAPI(TokenAPI):
+    """One WeChat app (an Official Account or a mini program) calling WeChat with its app token."""
+
+    def __init__(
+        self,
+        appid: str,
+        secret: str,
+        api_base_url: str,
+        store: SharedStore,
+        *,
+        token_endpoint: str = DEFAULT_TOKEN_ENDPOINT,
+        **options: Any,
+    ) -> None:
+        if token_endpoint not in serverapi.APP_TOKEN_ENDPOINTS:
+            raise ValueError(f"token_endpoint must be one of {sorted(serverapi.APP_TOKEN_ENDPOINTS)}")
+        self.appid = appid
+        self._secret = secret
+        self.token_endpoint = token_endpoint
+        super().__init__(appid, api_base_url, store, **options)
+        self.tickets = self._shared("jsapi_ticket", appid, self._fetch_ticket)
+
+    def __repr__(self) -> str:
+        return f"<AppAPI appid={self.appid} token={self.token_endpoint}>"
 
     def _fetch_token(self, force: bool) -> tuple[str, int]:
         """Ask WeChat for the app token; a wrong secret (40001 here, or 40125) is raised at once."""
@@ -130,23 +169,7 @@ class AppAPI:
         ticket = serverapi.JsapiTicket.from_response(data)
         return ticket.value, ticket.expires_in
 
-    def call(
-        self, method: str, path: str, params: Mapping[str, str] | None = None, body: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Call ``path`` with the app token; a refused token is replaced once and the call sent once more."""
-        token = self.tokens.get()
-        try:
-            return self._send(method, path, {**(params or {}), "access_token": token}, body)
-        except AccessTokenError as exc:
-            log.warning("WeChat %s refused the app token (errcode %s); refreshing it once", path, exc.errcode)
-            self.tokens.invalidate(token)
-        return self._send(method, path, {**(params or {}), "access_token": self.tokens.get()}, body)
-
     # -- what a site calls after a login ------------------------------------------------------
-
-    def access_token(self, *, force_refresh: bool = False) -> str:
-        """The app access token, for the app's own calls to other WeChat APIs."""
-        return self.tokens.get(force_refresh=force_refresh)
 
     def phone_number(self, code: str) -> serverapi.PhoneNumber:
         """The phone number behind a ``getPhoneNumber`` code (single use: never retried but for its token)."""

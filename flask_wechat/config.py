@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from . import protocol, serverapi
+from . import protocol, serverapi, wecom
 from .errors import ConfigurationError
 from .i18n import LANGUAGES
 
@@ -27,6 +27,7 @@ __all__ = [
     "Option",
     "Settings",
     "UnknownSettingWarning",
+    "WeComSettings",
     "apply_defaults",
     "load_settings",
     "unknown_key_message",
@@ -66,6 +67,37 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("WECHAT_OPEN_SECRET", None, "Its AppSecret."),
     Option("WECHAT_MINIPROGRAM_APPID", None, "Mini program AppID: the JSON login endpoint for wx.login() codes."),
     Option("WECHAT_MINIPROGRAM_SECRET", None, "Its AppSecret."),
+    Option(
+        "WECHAT_WECOM_CORPID",
+        None,
+        "WeCom (企业微信) CorpID, 'ww' + 16 lowercase hex digits (work.weixin.qq.com, 我的企业 → 企业信息): "
+        "log in a company's members, inside the WeCom client and by QR code on a desktop.",
+    ),
+    Option("WECHAT_WECOM_AGENTID", None, "The WeCom self-built app's AgentId (a number; 应用管理 → the app)."),
+    Option(
+        "WECHAT_WECOM_SECRET",
+        None,
+        "That app's Secret (43 characters). Its access token is shared by every worker, like WeChat's.",
+    ),
+    Option(
+        "WECHAT_WECOM_SCOPE",
+        "snsapi_base",
+        "snsapi_base: silent, the member's userid; snsapi_privateinfo: a consent page, then the mobile, email, "
+        "avatar and gender the member agreed to share (inside the WeCom client only).",
+    ),
+    Option(
+        "WECHAT_WECOM_ADMIT_NON_MEMBERS",
+        False,
+        "Log in people who are not members of the company (WeCom gives their openid): refused by default.",
+    ),
+    Option("WECHAT_WECOM_LOGIN_BASE_URL", wecom.DEFAULT_LOGIN_BASE_URL, "Where WeCom's web login page is."),
+    Option("WECHAT_WECOM_API_BASE_URL", wecom.DEFAULT_API_BASE_URL, "Where the server calls WeCom's API."),
+    Option(
+        "WECHAT_WECOM_PANEL_SCRIPT_URL",
+        None,
+        "A script defining ww.createWWLoginPanel (@wecom/jssdk >= 2.3.2) for wechat_wecom_login(); unset: the "
+        "page loads it itself, or the stand-in's when the login base URL points elsewhere (the fake).",
+    ),
     Option(
         "WECHAT_SCOPE",
         protocol.SCOPE_USERINFO,
@@ -180,7 +212,13 @@ QR_SCRIPT_PATH: Final = "/connect/zh_CN/htmledition/js/wxLogin.js"
 MINIPROGRAM_AUTH_MODES: Final = frozenset({"cookie", "token"})
 
 #: Settings that take True or False only: a string such as "false" is a mistake, not a value.
-BOOLEAN_KEYS: Final = ("WECHAT_RENEW_SESSION", "WECHAT_REMEMBER", "WECHAT_FAKE", "WECHAT_FOLLOWER_UNIONID")
+BOOLEAN_KEYS: Final = (
+    "WECHAT_RENEW_SESSION",
+    "WECHAT_REMEMBER",
+    "WECHAT_FAKE",
+    "WECHAT_FOLLOWER_UNIONID",
+    "WECHAT_WECOM_ADMIT_NON_MEMBERS",
+)
 
 # WeChat publishes no grammar for these; the rules below are what it issues. Every AppID, of an
 # Official Account (公众号), an Open Platform website app (网站应用) or a mini program (小程序),
@@ -192,6 +230,10 @@ BOOLEAN_KEYS: Final = ("WECHAT_RENEW_SESSION", "WECHAT_REMEMBER", "WECHAT_FAKE",
 # is errcode 40125. Either mistake would only show at the first login, as an error page on
 # someone's phone: refuse it at start-up instead.
 _APPID_PATTERN: Final = re.compile(r"wx[0-9a-f]{16}")
+# WeCom: CorpIDs are "ww" + 16 lowercase hex digits (企业信息 → 企业ID); an app's Secret is 43 characters of
+# URL-safe base64, as the admin console shows it; AgentIds are numbers (1000002 for a company's first app).
+_CORPID_PATTERN: Final = re.compile(r"ww[0-9a-f]{16}")
+_WECOM_SECRET_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 _SECRET_PATTERN: Final = re.compile(r"[0-9a-f]{32}")
 #: How close a misspelt key must be to a real one for "did you mean" (difflib's ratio).
 _SUGGESTION_CUTOFF: Final = 0.75
@@ -214,6 +256,21 @@ class Credentials:
 
     appid: str
     secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class WeComSettings:
+    """A WeCom self-built app: the company, the app and how its members log in."""
+
+    corpid: str
+    agentid: int
+    secret: str = field(repr=False)
+    scope: str = protocol.SCOPE_BASE
+    admit_non_members: bool = False
+    login_base_url: str = wecom.DEFAULT_LOGIN_BASE_URL
+    api_base_url: str = wecom.DEFAULT_API_BASE_URL
+    #: ``None``: the page loads ``@wecom/jssdk`` itself.
+    panel_script_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -247,12 +304,15 @@ class Settings:
     miniprogram_token_max_age: int
     app_token_endpoint: str
     token_lock_timeout: float
+    wecom: WeComSettings | None
     follower_unionid: bool
     clock: Callable[[], float]
 
     def __repr__(self) -> str:
         # Secrets stay out: reprs end up in logs and tracebacks.
         apps = [c.appid for c in (self.official_account, self.website, self.miniprogram) if c]
+        if self.wecom:
+            apps.append(self.wecom.corpid)
         return f"Settings(apps={apps!r}, scope={self.scope!r}, api={self.api_base_url!r}, fake={self.fake})"
 
     @property
@@ -410,15 +470,63 @@ def _clock(config: Mapping[str, Any]) -> Callable[[], float]:
     return value  # type: ignore[no-any-return]
 
 
+def _wecom(config: Mapping[str, Any], admit_non_members: bool) -> WeComSettings | None:
+    corpid, agentid, secret = (config.get(f"WECHAT_WECOM_{part}") for part in ("CORPID", "AGENTID", "SECRET"))
+    if all(value in (None, "") for value in (corpid, agentid, secret)):
+        return None
+    if not isinstance(corpid, str) or not _CORPID_PATTERN.fullmatch(corpid.strip()):
+        raise ConfigurationError(
+            f"WECHAT_WECOM_CORPID must be 'ww' followed by 16 lowercase hex digits (我的企业 → 企业ID), got {corpid!r}"
+        )
+    if isinstance(agentid, str) and agentid.strip().isdigit():
+        agentid = int(agentid.strip())
+    if isinstance(agentid, bool) or not isinstance(agentid, int) or agentid < 1:
+        raise ConfigurationError(f"WECHAT_WECOM_AGENTID must be the app's numeric AgentId, got {agentid!r}")
+    if not isinstance(secret, str) or not _WECOM_SECRET_PATTERN.fullmatch(secret.strip()):
+        length = len(secret) if isinstance(secret, str) else 0
+        # Never the value itself: it is a secret, and this message ends up in logs.
+        raise ConfigurationError(
+            "WECHAT_WECOM_SECRET must be the app's Secret: 43 characters of letters, digits, '-' and '_'; "
+            f"the value set has {length} characters"
+        )
+    scope = _string(config, "WECHAT_WECOM_SCOPE")
+    if scope not in wecom.SCOPES:
+        raise ConfigurationError(f"WECHAT_WECOM_SCOPE must be one of {sorted(wecom.SCOPES)}, got {scope!r}")
+    fake = config.get("WECHAT_FAKE") is True
+    bases = {}
+    for key in ("WECHAT_WECOM_LOGIN_BASE_URL", "WECHAT_WECOM_API_BASE_URL"):
+        value = config.get(key)
+        in_app = fake and key.endswith("LOGIN_BASE_URL") and isinstance(value, str) and value.startswith("/")
+        bases[key] = _path(config, key) if in_app else _base_url(config, key)
+    login_base_url = bases["WECHAT_WECOM_LOGIN_BASE_URL"]
+    panel = config.get("WECHAT_WECOM_PANEL_SCRIPT_URL")
+    if panel in (None, ""):
+        panel = None if login_base_url == wecom.DEFAULT_LOGIN_BASE_URL else login_base_url + wecom.PANEL_SCRIPT_PATH
+    elif not isinstance(panel, str) or urlsplit(panel).scheme not in ("http", "https", ""):
+        raise ConfigurationError(f"WECHAT_WECOM_PANEL_SCRIPT_URL must be an http(s) URL or a path, got {panel!r}")
+    return WeComSettings(
+        corpid=corpid.strip(),
+        agentid=agentid,
+        secret=secret.strip(),
+        scope=scope,
+        admit_non_members=admit_non_members,
+        login_base_url=login_base_url,
+        api_base_url=bases["WECHAT_WECOM_API_BASE_URL"],
+        panel_script_url=panel,
+    )
+
+
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate the app's ``WECHAT_*`` keys; raise :class:`ConfigurationError` naming the bad one."""
     booleans = {key: _boolean(config, key) for key in BOOLEAN_KEYS}
     official_account = _credentials(config, "WECHAT")
     website = _credentials(config, "WECHAT_OPEN")
     miniprogram = _credentials(config, "WECHAT_MINIPROGRAM")
-    if not (official_account or website or miniprogram):
+    wecom_settings = _wecom(config, booleans["WECHAT_WECOM_ADMIT_NON_MEMBERS"])
+    if not (official_account or website or miniprogram or wecom_settings):
         raise ConfigurationError(
-            "WECHAT_APPID (or WECHAT_OPEN_APPID / WECHAT_MINIPROGRAM_APPID) must be set, with its secret"
+            "WECHAT_APPID (or WECHAT_OPEN_APPID / WECHAT_MINIPROGRAM_APPID / WECHAT_WECOM_CORPID) must be set, "
+            "with its secret"
         )
     auth_mode = config.get("WECHAT_MINIPROGRAM_AUTH")
     if auth_mode not in MINIPROGRAM_AUTH_MODES:
@@ -463,5 +571,6 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         app_token_endpoint=_choice(config, "WECHAT_APP_TOKEN_ENDPOINT", tuple(serverapi.APP_TOKEN_ENDPOINTS)),
         token_lock_timeout=_number(config, "WECHAT_TOKEN_LOCK_TIMEOUT", float, 1),
         follower_unionid=booleans["WECHAT_FOLLOWER_UNIONID"],
+        wecom=wecom_settings,
         clock=_clock(config),
     )

@@ -34,7 +34,9 @@ __all__ = [
     "InvalidOpenIdError",
     "InvalidRefreshTokenError",
     "LoginFlowError",
+    "LoginRefusedError",
     "MissingCodeError",
+    "NotAMemberError",
     "RateLimitedError",
     "ReauthorizationRequired",
     "RefreshTokenError",
@@ -45,7 +47,9 @@ __all__ = [
     "StateError",
     "StorageError",
     "SystemBusyError",
+    "UntrustedDomainError",
     "UserDataError",
+    "UserTicketError",
     "WeChatAPIError",
     "WeChatError",
     "WeChatResponseError",
@@ -172,6 +176,25 @@ class IPNotAllowedError(CredentialsError):
 
 
 # "invalid ip 1.2.3.4 ipv6 ...", "requestIP: 1.2.3.4" (61004), WeCom's "from ip: 1.2.3.4".
+class UntrustedDomainError(CredentialsError):
+    """WeCom 50001: the code came back to a domain that is not the app's trusted domain (可信域名)."""
+
+    def __init__(self, errcode: int, errmsg: str = "", endpoint: str = "", domain: str = "") -> None:
+        super().__init__(errcode, errmsg, endpoint)
+        self.args = (errcode, errmsg, endpoint, domain)
+        self.domain = domain
+
+    def __str__(self) -> str:
+        return (
+            f"WeCom errcode {self.errcode}: {self.domain or 'this domain'} is not the app's trusted domain; set it at "
+            "work.weixin.qq.com, 应用管理 → your app → 网页授权及JS-SDK → 可信域名 (with its verification file)"
+        )
+
+
+class UserTicketError(WeChatAPIError):
+    """WeCom 84014 / 84015: a member's ``user_ticket`` expired (after 1800 s) or is not valid."""
+
+
 _CALLER_IP: Final = re.compile(r"(?:invalid ip|requestIP:|from ip:)\s*([0-9A-Fa-f.:]*[0-9A-Fa-f])")
 
 
@@ -227,12 +250,15 @@ _ERRCODE_CLASSES: dict[int, type[WeChatAPIError]] = {
     42002: RefreshTokenExpiredError,
     45009: RateLimitedError,
     45011: RateLimitedError,
+    45033: RateLimitedError,  # WeCom: too many concurrent calls
     48001: ScopeUnauthorizedError,
     50004: CredentialsError,  # the account may not use access tokens (a penalty)
     50007: CredentialsError,  # the account is frozen
     60020: IPNotAllowedError,
     61004: IPNotAllowedError,
     61024: CredentialsError,  # a third-party platform's token is needed
+    84014: UserTicketError,
+    84015: UserTicketError,
     89501: IPNotAllowedError,
     89503: IPNotAllowedError,
     89506: IPNotAllowedError,
@@ -305,6 +331,14 @@ class StorageError(WeChatError):
 
 class UserDataError(LoginFlowError):
     """A mini program's ``encryptedData`` does not open with its user's ``session_key``, or is not for this app."""
+
+
+class NotAMemberError(LoginFlowError):
+    """WeCom says the visitor is not a member of the company (``WECHAT_WECOM_ADMIT_NON_MEMBERS`` is off)."""
+
+
+class LoginRefusedError(LoginFlowError):
+    """The site's ``@wechat.login_allowed`` check refused this identity (e.g. a member of another department)."""
 
 
 class ReauthorizationRequired(WeChatError):

@@ -127,6 +127,15 @@ class WeChat:
         self._hooks.create_user = factory
         return factory
 
+    def login_allowed(self, check: Callable[[Identity], bool]) -> Callable[[Identity], bool]:
+        """Decorate the function that decides whether an identity may log in (or be bound to a user).
+
+        It gets the :class:`Identity` (a WeCom member's ``departments`` included) before any
+        user is created or logged in; ``False`` refuses the login with a 403 page.
+        """
+        self._hooks.allow_login = check
+        return check
+
     def _current(self) -> Logins:
         try:
             return self._logins[current_app._get_current_object()]  # type: ignore[attr-defined]
@@ -152,12 +161,19 @@ class WeChat:
         return apps[app]
 
     def app_token(self, app: str = "oa", *, force_refresh: bool = False) -> str:
-        """The app access token of ``"oa"`` or ``"miniprogram"``, for WeChat APIs you call yourself.
+        """The access token of ``"oa"`` or ``"miniprogram"`` (app tokens), or ``"wecom"`` (the corp token).
+
+        For the WeChat (or WeCom) APIs you call yourself.
 
         Every worker shares it (one refreshes it for all). If WeChat refuses it with
         40001/42001/40014, call ``wechat.app_api(app).tokens.invalidate(token)`` and ask again.
         ``force_refresh=True`` makes WeChat issue a new one: ``stable_token`` allows 20 a day.
         """
+        if app == "wecom":
+            wecom = self.runtime.wecom
+            if wecom is None:
+                raise ValueError("no WeCom app is configured (WECHAT_WECOM_CORPID)")
+            return wecom.access_token(force_refresh=force_refresh)
         return self.app_api(app).access_token(force_refresh=force_refresh)
 
     def log_in(self, identity: Identity, grant: Grant, *, bind_to: Any = None) -> LoginRecord:

@@ -35,6 +35,7 @@ from .errors import (
     AuthorizationDenied,
     CookieLostError,
     LoginFlowError,
+    LoginRefusedError,
     ServiceUnavailableError,
     StateError,
     WeChatError,
@@ -80,11 +81,11 @@ class Logins:
         web = self.runtime.web
         if requested not in (None, "", "auto"):
             family = [flow for flow in web.values() if flow.family == requested]
-            return (
-                web.get(requested or "")
-                or next((f for f in family if f.fits(user_agent)), None)
-                or (family[-1] if family else None)
-            )
+            if not family:
+                return web.get(requested or "")
+            # The family's flow for this browser, else its flow for any browser.
+            fitting = [flow for flow in family if flow.fits(user_agent)] or [f for f in family if not f.in_client]
+            return (fitting or family)[0]
         candidates = self.candidates(user_agent)
         return candidates[0] if candidates else None
 
@@ -229,6 +230,8 @@ class Logins:
         ``accounts`` may be the one that already looked the account up in this transaction.
         """
         rt = self.runtime
+        if rt.hooks.allow_login is not None and not rt.hooks.allow_login(identity):
+            raise LoginRefusedError()  # before any row is written or anyone logged in
         accounts = accounts or rt.accounts()
         outcome_row = None
         if outcome_key is not None and isinstance(rt.store, SQLStore) and rt.store.shares(accounts.session):

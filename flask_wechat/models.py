@@ -261,6 +261,10 @@ class WeChatAccountMixin:
     #: Its country code, e.g. ``"86"``.
     phone_country_code: Mapped[str | None] = mapped_column(String(8), default=None)
     phone_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    #: The email a WeCom member agreed to share (sealed like the tokens).
+    email: Mapped[str | None] = mapped_column(Text, default=None)
+    #: Gender as the platform sends it (WeCom: ``"1"`` male, ``"2"`` female); unknown stays empty.
+    gender: Mapped[str | None] = mapped_column(String(8), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, server_default=CURRENT_TIMESTAMP)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, onupdate=utcnow, server_default=CURRENT_TIMESTAMP

@@ -32,6 +32,8 @@ from .flows import WebFlow, WeChatFlow
 from .loginstate import BrowserLogins, StateCodec
 from .models import table_of
 from .store import RedisStore, SharedStore, SQLStore
+from .wecomflow import WeComAPI, WeComFlow
+from .wecomflow import build_flows as build_wecom_flows
 
 __all__ = ["Hooks", "Runtime", "UserFactory", "build", "check_models"]
 
@@ -52,6 +54,8 @@ class Hooks:
     def __init__(self) -> None:
         #: ``@wechat.user_creator``: turns a new identity into an unsaved user; ``None``: a bare user model.
         self.create_user: UserFactory | None = None
+        #: ``@wechat.login_allowed``: whether an identity may log in (or be bound); ``None``: everyone.
+        self.allow_login: Callable[[Identity], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,11 @@ class Runtime:
         """WeChat's own browser flows, in-WeChat first."""
         return [flow for flow in self.web.values() if isinstance(flow, WeChatFlow)]
 
+    @property
+    def wecom(self) -> WeComAPI | None:
+        """The WeCom app's server API (its corp token), when WeCom login is configured."""
+        return next((flow.api for flow in self.web.values() if isinstance(flow, WeComFlow)), None)
+
     def web_flow_of(self, appid: str) -> WeChatFlow | None:
         """WeChat's browser flow whose AppID is ``appid``."""
         return next((flow for flow in self.wechat_flows() if flow.appid == appid), None)
@@ -112,6 +121,8 @@ ACCOUNT_ATTRIBUTES: Final = (
     "updated_at",
     "user_id",
     "user",
+    "email",
+    "gender",
 )
 
 
@@ -251,6 +262,8 @@ def build(
         if settings.miniprogram
         else None
     )
+    # WeCom's flows after WeChat's: a desktop browser that fits both is offered them in this order.
+    web.update(build_wecom_flows(settings, store, options, cipher))
     return Runtime(
         settings=settings,
         db=db,

@@ -32,6 +32,8 @@ from .errors import (
     IdentityTakenError,
     IPNotAllowedError,
     LoginFlowError,
+    LoginRefusedError,
+    NotAMemberError,
     RateLimitedError,
     ServiceUnavailableError,
     SnapshotUserError,
@@ -90,6 +92,8 @@ _ERROR_PAGES: Final[tuple[tuple[type[WeChatError], int, str], ...]] = (
     (AuthorizationDenied, 403, "denied"),
     (SnapshotUserError, 403, "snapshot"),
     (IdentityTakenError, 409, "identity_taken"),
+    (NotAMemberError, 403, "not_member"),
+    (LoginRefusedError, 403, "refused"),
     (AccountConflictError, 409, "flow"),
     (CookieLostError, 400, "cookies"),
     (StateError, 400, "state"),
@@ -131,6 +135,7 @@ class LoginViews:
         bp.add_url_rule("/jssdk-config", "jssdk_config", self.jssdk_config)
         bp.add_app_template_global(self.wechat_qr_login, "wechat_qr_login")
         bp.add_app_template_global(self.wechat_jssdk_config, "wechat_jssdk_config")
+        bp.add_app_template_global(self.wechat_wecom_login, "wechat_wecom_login")
         bp.add_app_template_global(csrf_token, "wechat_csrf_token")
         bp.app_errorhandler(ServiceUnavailableError)(self.error_page)
         return bp
@@ -336,6 +341,45 @@ class LoginViews:
             script = request.script_root + script  # a stand-in served inside this app (the fake)
         return Markup(  # noqa: S704 - a rendered template, already escaped by Jinja
             render_template("wechat/qr_widget.html", options=options, element_id=element_id, script=script)
+        )
+
+    def wechat_wecom_login(
+        self,
+        next: str | None = None,
+        element_id: str = "wecom-login",
+        redirect_type: str = "top",
+        *,
+        lang: str | None = None,
+    ) -> Markup:
+        """Embed WeCom's login panel in any template: ``{{ wechat_wecom_login(next="/me") }}``.
+
+        The state is minted here, on the server, and checked by the callback like the redirect
+        flow's. ``redirect_type`` is the panel's: ``"top"`` (the whole page goes to the callback),
+        ``"callback"`` (this page takes the code there itself) or ``"self"`` (inside the panel).
+        The page must load ``@wecom/jssdk`` (>= 2.3.2) unless ``WECHAT_WECOM_PANEL_SCRIPT_URL`` names a script.
+        """
+        flow = self.logins.runtime.web.get("wecom_web")
+        settings = self.settings.wecom
+        if flow is None or settings is None:
+            raise RuntimeError(
+                "wechat_wecom_login needs WECHAT_WECOM_CORPID, WECHAT_WECOM_AGENTID and WECHAT_WECOM_SECRET"
+            )
+        if redirect_type not in ("top", "callback", "self"):
+            raise ValueError("redirect_type must be 'top', 'callback' or 'self'")
+        params = {
+            "login_type": "CorpApp",
+            "appid": settings.corpid,
+            "agentid": str(settings.agentid),
+            "redirect_uri": url_for(flow.callback_endpoint, _external=True),
+            "state": self.logins.new_state(flow, safe_next_url(next, self._default_next())),
+            "redirect_type": redirect_type,
+            "lang": "en" if (lang or self.language()) == "en" else "zh",
+        }
+        script = settings.panel_script_url
+        if script and script.startswith("/"):
+            script = request.script_root + script  # a stand-in served inside this app (the fake)
+        return Markup(  # noqa: S704 - a rendered template, already escaped by Jinja
+            render_template("wechat/wecom_panel.html", params=params, element_id=element_id, script=script)
         )
 
     def bind(self) -> Response:

@@ -24,6 +24,7 @@ from .accounts import (
 )
 from .adapter import WSGIAdapter
 from .fake import PUBLIC_URL_KEY, FakeWeChat
+from .wecom import DEMO_AGENTID, DEMO_CORPID, DEMO_WECOM_SECRET
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -37,15 +38,17 @@ DEFAULT_PATH: Final = "/_fake_wechat"
 IN_APP_API_BASE_URL: Final = "http://fake-wechat.invalid"
 #: The extension key the fake is left under (``flask_wechat.ext`` checks for it).
 EXTENSION_KEY: Final = "wechat_fake"
-_CREDENTIAL_KEYS: Final = tuple(
-    f"{prefix}_{part}" for prefix in ("WECHAT", "WECHAT_OPEN", "WECHAT_MINIPROGRAM") for part in ("APPID", "SECRET")
+_CREDENTIAL_KEYS: Final = (
+    *(f"{prefix}_{part}" for prefix in ("WECHAT", "WECHAT_OPEN", "WECHAT_MINIPROGRAM") for part in ("APPID", "SECRET")),
+    "WECHAT_WECOM_CORPID",
+    "WECHAT_WECOM_SECRET",
 )
 
 
 def install(app: Flask, *, path: str = DEFAULT_PATH, fake: FakeWeChat | None = None) -> FakeWeChat:
     """Mount ``fake`` (a new :class:`FakeWeChat` by default) at ``path`` and point the extension at it.
 
-    Fills in the fake's three demo apps, sets ``WECHAT_FAKE`` and measures app token lifetimes
+    Fills in the fake's three demo apps and its demo WeCom corp, sets ``WECHAT_FAKE`` and measures app token lifetimes
     on the fake's clock (``WECHAT_CLOCK``). Call it before
     ``wechat.init_app(app)``; the fake is then ``app.extensions["wechat_fake"]``.
     """
@@ -76,7 +79,12 @@ def install(app: Flask, *, path: str = DEFAULT_PATH, fake: FakeWeChat | None = N
         WECHAT_OPEN_SECRET=DEMO_OPEN_SECRET,
         WECHAT_MINIPROGRAM_APPID=DEMO_MINIPROGRAM_APPID,
         WECHAT_MINIPROGRAM_SECRET=DEMO_MINIPROGRAM_SECRET,
+        WECHAT_WECOM_CORPID=DEMO_CORPID,
+        WECHAT_WECOM_AGENTID=DEMO_AGENTID,
+        WECHAT_WECOM_SECRET=DEMO_WECOM_SECRET,
         WECHAT_OPEN_BASE_URL=path.rstrip("/"),
+        WECHAT_WECOM_LOGIN_BASE_URL=path.rstrip("/"),
+        WECHAT_WECOM_API_BASE_URL=IN_APP_API_BASE_URL,
         WECHAT_API_BASE_URL=IN_APP_API_BASE_URL,
         WECHAT_HTTP_ADAPTERS={IN_APP_API_BASE_URL: WSGIAdapter(_seen_from_browsers(fake, path.rstrip("/")))},
         # App tokens and tickets age on the fake's clock, which tests can move (fake.advance).

@@ -36,6 +36,8 @@ def upgrade():
     sa.Column('pure_phone_number', sa.Text(), nullable=True),
     sa.Column('phone_country_code', sa.String(length=8), nullable=True),
     sa.Column('phone_updated_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('email', sa.Text(), nullable=True),
+    sa.Column('gender', sa.String(length=8), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
