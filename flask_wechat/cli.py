@@ -22,7 +22,8 @@ from flask import Flask, current_app, url_for
 from flask.cli import ScriptInfo, with_appcontext
 from sqlalchemy import select
 
-from . import config, serverapi
+from . import config, serverapi, wecom
+from .apptoken import SharedCredential
 from .errors import ConfigurationError, WeChatError
 from .ext import migrate_renders_plain_types
 
@@ -166,7 +167,8 @@ def _check_flow(app: Flask, runtime: Runtime, name: str, host_known: bool, host:
     """Facts and warnings of one browser flow: its callback, authorize link and console setting."""
     web = runtime.web[name]
     scope = getattr(web, "scope", None)
-    report.facts.append((web.label, f"AppID {web.appid}" + (f", scope {scope}" if scope else "")))
+    kind = "CorpID" if web.family == "wecom" else "AppID"
+    report.facts.append((web.label, f"{kind} {web.appid}" + (f", scope {scope}" if scope else "")))
     callback = _external_url(app, web.callback_endpoint, host)
     if not host_known:
         scheme = app.config.get("PREFERRED_URL_SCHEME") or "http"
@@ -228,7 +230,14 @@ def _check(app: Flask, host: str | None) -> _Report:
     for name, api in runtime.apps.items():
         path = serverapi.APP_TOKEN_ENDPOINTS[api.token_endpoint]
         report.facts.append(
-            (f"App token ({name})", f"{path}; this server's outbound IP must be on the app's IP whitelist")
+            (f"App token ({name})", f"{path}; calls from this server's outbound IP need the app's IP whitelist")
+        )
+    if runtime.wecom is not None:
+        report.facts.append(
+            (
+                "WeCom corp token",
+                f"{wecom.GETTOKEN_PATH}; apps created since 2022-06-20 need 企业可信IP for this server",
+            )
         )
     if settings.follower_unionid and "oa" not in runtime.apps:
         report.warnings.append("WECHAT_FOLLOWER_UNIONID needs an Official Account (WECHAT_APPID): it does nothing.")
@@ -285,25 +294,28 @@ def tokens(fetch: bool) -> None:
     for every worker.
     """
     runtime = _runtime()
-    if not runtime.apps:
-        click.echo("No app uses an app access token (configure WECHAT_APPID or WECHAT_MINIPROGRAM_APPID).")
+    held: list[tuple[str, str, str, SharedCredential, str]] = []
+    for name, api in runtime.apps.items():
+        held.append((name, api.appid, "app token", api.tokens, serverapi.APP_TOKEN_ENDPOINTS[api.token_endpoint]))
+        if name == "oa":
+            held.append((name, api.appid, "JS-SDK ticket", api.tickets, serverapi.JSAPI_TICKET_PATH))
+    if runtime.wecom is not None:
+        held.append(("wecom", runtime.wecom.corpid, "corp token", runtime.wecom.tokens, wecom.GETTOKEN_PATH))
+    if not held:
+        click.echo("No app uses an access token (configure WECHAT_APPID, WECHAT_MINIPROGRAM_APPID or WeCom).")
         return
     now = runtime.settings.clock()
     rows = []
-    for name, api in runtime.apps.items():
-        kinds = [("app token", api.tokens, serverapi.APP_TOKEN_ENDPOINTS[api.token_endpoint])]
-        if name == "oa":
-            kinds.append(("JS-SDK ticket", api.tickets, serverapi.JSAPI_TICKET_PATH))
-        for label, credential, path in kinds:
-            try:
-                if fetch:
-                    credential.get()
-                held = credential.stored()
-            except WeChatError as exc:
-                raise click.ClickException(f"{name} {label}: {exc}") from None
-            age = _duration(now - held.fetched_at) if held else "-"
-            left = "not fetched" if held is None else _duration(held.expires_at - now)
-            rows.append([name, api.appid, label, path, age, left])
+    for name, appid, label, credential, path in held:
+        try:
+            if fetch:
+                credential.get()
+            stored = credential.stored()
+        except WeChatError as exc:
+            raise click.ClickException(f"{name} {label}: {exc}") from None
+        age = _duration(now - stored.fetched_at) if stored else "-"
+        left = "not fetched" if stored is None else _duration(stored.expires_at - now)
+        rows.append([name, appid, label, path, age, left])
     _table(["app", "appid", "kind", "from", "age", "expires in"], rows)
 
 

@@ -141,7 +141,8 @@ class InvalidAppSecretError(CredentialsError):
 
 #: Where each platform's console lists the server IPs allowed to call with the AppSecret.
 _WHITELIST_PLACES: Final = {
-    "wechat": "mp.weixin.qq.com, 设置与开发 → 基本配置 → IP白名单 (Open Platform apps: open.weixin.qq.com, 开发配置)",
+    "wechat": "mp.weixin.qq.com, 设置与开发 → 基本配置 → IP白名单 (mini programs: 开发管理 → 开发设置 → IP白名单; "
+    "Open Platform apps: open.weixin.qq.com, 开发配置)",
     "wecom": "work.weixin.qq.com, 应用管理 → your app → 企业可信IP",
 }
 

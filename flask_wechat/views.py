@@ -421,7 +421,9 @@ class LoginViews:
             )
         except WeChatError as exc:
             return self._json_error(exc, "mini program phone number")
-        return jsonify(answer), 200
+        response = jsonify(answer)
+        response.headers["Cache-Control"] = "no-store"  # personal data
+        return response, 200
 
     def _json_error(self, exc: WeChatError, what: str) -> tuple[Response, int]:
         """A mini program's JSON error: a stable ``error`` code, WeChat's errcode, never a value that was sent."""
