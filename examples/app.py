@@ -2,13 +2,14 @@
 
 Without any WeChat AppID configured it chooses to run against the built-in fake WeChat
 (``flask_wechat.testing.install``, with ``WECHAT_FAKE = True`` as its explicit opt-in) on
-SQLite, with all three apps (Official Account, website QR, mini program)::
+SQLite, with all three WeChat apps (Official Account, website QR, mini program) and a WeCom corp::
 
     flask --app examples/app.py run
 
 With real apps, set ``FLASK_WECHAT_APPID``/``FLASK_WECHAT_SECRET`` (Official Account),
 ``FLASK_WECHAT_OPEN_APPID``/``FLASK_WECHAT_OPEN_SECRET`` (website QR) and/or
-``FLASK_WECHAT_MINIPROGRAM_APPID``/``..._SECRET`` (Flask reads ``FLASK_``-prefixed
+``FLASK_WECHAT_MINIPROGRAM_APPID``/``..._SECRET`` and/or, for WeCom (企业微信),
+``FLASK_WECHAT_WECOM_CORPID``/``..._AGENTID``/``..._SECRET`` (Flask reads ``FLASK_``-prefixed
 environment variables into the config).
 
 Its pages speak the visitor's language as the extension's do (``pick_language`` on the
@@ -31,7 +32,7 @@ from flask_wechat.i18n import MESSAGES, pick_language
 from flask_wechat.protocol import DEFAULT_OPEN_BASE_URL, is_wechat_browser
 from flask_wechat.testing import install
 
-APPID_KEYS = ("WECHAT_APPID", "WECHAT_OPEN_APPID", "WECHAT_MINIPROGRAM_APPID")
+APPID_KEYS = ("WECHAT_APPID", "WECHAT_OPEN_APPID", "WECHAT_MINIPROGRAM_APPID", "WECHAT_WECOM_CORPID")
 #: Where WeChat serves the JS-SDK (jweixin); the fake serves a stand-in at the same path.
 JWEIXIN_PATH = "/open/js/jweixin-1.6.0.js"
 
@@ -55,6 +56,7 @@ WORDS: dict[str, dict[str, str]] = {
         "official_account": "公众号",
         "website": "网站应用",
         "miniprogram": "小程序",
+        "wecom": "企业微信",
         "other_app": "其他应用",
         "bind": "绑定微信",
         "bind_hint": "把当前的微信身份绑定到这个账号（在另一个微信应用中登录过时，会合并到同一个用户）。",
@@ -88,6 +90,7 @@ WORDS: dict[str, dict[str, str]] = {
         "official_account": "Official Account",
         "website": "Website app",
         "miniprogram": "Mini program",
+        "wecom": "WeCom",
         "other_app": "Another app",
         "bind": "Link WeChat",
         "bind_hint": "Links your current WeChat identity to this account (joined to this user if you used "
@@ -108,6 +111,7 @@ APP_KINDS = {
     "WECHAT_APPID": "official_account",
     "WECHAT_OPEN_APPID": "website",
     "WECHAT_MINIPROGRAM_APPID": "miniprogram",
+    "WECHAT_WECOM_CORPID": "wecom",
 }
 
 
