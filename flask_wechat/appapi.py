@@ -166,7 +166,7 @@ class AppAPI(TokenAPI):
 
     def _fetch_ticket(self, force: bool) -> tuple[str, int]:
         data = self.call("GET", serverapi.JSAPI_TICKET_PATH, {"type": "jsapi"})
-        ticket = serverapi.JsapiTicket.from_response(data)
+        ticket = serverapi.JsapiTicket.from_response(data, serverapi.JSAPI_TICKET_PATH)
         return ticket.value, ticket.expires_in
 
     # -- what a site calls after a login ------------------------------------------------------

@@ -16,7 +16,7 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 from .errors import UserDataError, WeChatResponseError
 
@@ -85,28 +85,27 @@ def _lifetime(data: dict[str, Any], endpoint: str) -> int:
 
 @dataclass(frozen=True)
 class AppToken:
-    """An app access token (or a ``jsapi_ticket``) and the seconds it has left when issued."""
+    """An access token (WeChat's app token, WeCom's corp token) and the seconds it has left when issued."""
 
     value: str = field(repr=False)
     expires_in: int
 
+    #: The body's field that holds the value.
+    FIELD: ClassVar[str] = "access_token"
+
     @classmethod
-    def from_response(cls, data: dict[str, Any], endpoint: str = STABLE_TOKEN_PATH) -> AppToken:
+    def from_response(cls: type[_Credential], data: dict[str, Any], endpoint: str = STABLE_TOKEN_PATH) -> _Credential:
         """From ``/cgi-bin/token`` or ``/cgi-bin/stable_token`` (whose ``expires_in`` is what is left)."""
-        return cls(_required_text(data, "access_token", endpoint), _lifetime(data, endpoint))
+        return cls(_required_text(data, cls.FIELD, endpoint), _lifetime(data, endpoint))
 
 
-@dataclass(frozen=True)
-class JsapiTicket:
-    """A JS-SDK ``jsapi_ticket``: it signs ``wx.config`` and is never sent to a browser."""
+_Credential = TypeVar("_Credential", bound=AppToken)
 
-    value: str = field(repr=False)
-    expires_in: int
 
-    @classmethod
-    def from_response(cls, data: dict[str, Any], endpoint: str = JSAPI_TICKET_PATH) -> JsapiTicket:
-        """From ``/cgi-bin/ticket/getticket?type=jsapi``."""
-        return cls(_required_text(data, "ticket", endpoint), _lifetime(data, endpoint))
+class JsapiTicket(AppToken):
+    """A JS-SDK ``jsapi_ticket`` (``/cgi-bin/ticket/getticket``): it signs ``wx.config``, never sent to a browser."""
+
+    FIELD = "ticket"
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from flask import url_for
 
-from . import protocol, wecom
+from . import protocol, serverapi, wecom
 from .accounts import Accounts, Contact, Grant, Identity
 from .appapi import TokenAPI
 from .config import Settings, WeComSettings
@@ -73,11 +73,8 @@ class WeComAPI(TokenAPI):
             data = self._send("GET", wecom.GETTOKEN_PATH, wecom.gettoken_query(self.corpid, self._secret))
         except InvalidAccessTokenError as exc:
             raise InvalidAppSecretError(exc.errcode, exc.errmsg, wecom.GETTOKEN_PATH) from None
-        token = data.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise WeChatAPIError(0, "gettoken answered without access_token", wecom.GETTOKEN_PATH)
-        expires_in = data.get("expires_in", 7200)
-        return token, int(expires_in) if isinstance(expires_in, int) and expires_in > 0 else 7200
+        token = serverapi.AppToken.from_response(data, wecom.GETTOKEN_PATH)
+        return token.value, token.expires_in
 
     def visitor(self, code: str, redirect_uri: str) -> wecom.Visitor:
         """Who the login's code names; ``redirect_uri`` names the domain in a 50001 (untrusted domain)."""
@@ -161,11 +158,11 @@ class WeComFlow:
             return Identity(appid=self.appid, openid=openid, unionid=None, nickname="", avatar_url=""), None
         member = wecom.Member(visitor.userid)
         if visitor.user_ticket:
-            member = member.merged(self._consented(visitor.user_ticket, member))
+            member = member.merged(self._or_known(self.api.consented, visitor.user_ticket, member))
         account = accounts.find(self.appid, visitor.userid)
         if account is None or account.profile_updated_at is None or self._stale(account):
             accounts.release()
-            member = member.merged(self._readable(visitor.userid, member))
+            member = member.merged(self._or_known(self.api.member, visitor.userid, member))
         identity = Identity(
             appid=self.appid,
             openid=visitor.userid,
@@ -184,20 +181,17 @@ class WeComFlow:
         age: float = (utcnow() - account.profile_updated_at).total_seconds()
         return age >= self.profile_max_age
 
-    def _consented(self, ticket: str, member: wecom.Member) -> wecom.Member:
-        """The consented fields; a failure logs the member in with what is known."""
-        try:
-            return self.api.consented(ticket)
-        except WeChatError as exc:
-            log.warning("WeCom getuserdetail failed at login (%s); going on without it", exc)
-            return member
+    @staticmethod
+    def _or_known(fetch: Callable[[str], wecom.Member], key: str, member: wecom.Member) -> wecom.Member:
+        """What ``fetch`` says of the member (consented fields, or ``user/get``'s); on failure, what is known.
 
-    def _readable(self, userid: str, member: wecom.Member) -> wecom.Member:
-        """``user/get``'s name and departments; apps without the right (60011) log in without them."""
+        An app without the right to read members (60011) or an expired ticket (84014) does
+        not stop the login: the member logs in with what WeCom did share.
+        """
         try:
-            return self.api.member(userid)
+            return fetch(key)
         except WeChatError as exc:
-            log.warning("WeCom user/get failed at login (%s); going on without it", exc)
+            log.warning("WeCom %s failed at login (%s); going on without it", fetch.__name__, exc)
             return member
 
 

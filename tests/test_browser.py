@@ -751,7 +751,7 @@ def test_the_simulated_mini_program_shares_the_phone_number_shown_on_the_profile
         context.set_default_timeout(10_000)
         page = context.new_page()
         page.goto(in_app_demo + "/")
-        page.click("#miniprogram-demo-public")
+        page.click("#miniprogram-demo")
         page.check("#user-carol")
         page.click("#login")
         page.locator('#login-result[data-status="200"]').wait_for()
