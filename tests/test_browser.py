@@ -596,7 +596,7 @@ def test_a_callback_without_its_session_starts_the_login_again(
 #: Letters a page in either language may hold: CJK ideographs and punctuation, full-width forms.
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 #: Words a Chinese page may show in Latin letters: WeChat's own terms and the project's name.
-LATIN_TERMS = {"ID", "AppID", "openid", "unionid", "flask", "wechat", "Cookie"}
+LATIN_TERMS = {"ID", "AppID", "openid", "unionid", "flask", "wechat", "Cookie", "JS", "SDK", "wx", "config"}
 #: What a page shows people, in one string: its text and image descriptions, leaving out data
 #: (``translate="no"``: nicknames, ids), scripts and styles.
 UI_TEXT = """() => {
