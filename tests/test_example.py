@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from examples.app import User, WeChatAccount, create_app, db
-from flask_wechat.testing.accounts import DEMO_APPID, DEMO_SECRET
+from flask_wechat.testing.accounts import DEMO_APPID, DEMO_OPEN_APPID, DEMO_SECRET
 from flask_wechat.testing.server import FakeWeChatServer
 
 from .conftest import login
@@ -182,3 +182,25 @@ def test_the_demos_requirements_are_the_packages_dependencies() -> None:
         dependencies = tomllib.load(file)["project"]["dependencies"]
     lines = (root / "examples" / "requirements.txt").read_text(encoding="utf-8").splitlines()
     assert [line for line in lines if line and not line.startswith("#")] == dependencies
+
+
+def test_a_followers_silent_login_and_their_qr_login_are_one_user(tmp_path: Path) -> None:
+    """With WECHAT_FOLLOWER_UNIONID, user/info gives the silent login the unionid the QR login carries."""
+    app = example(tmp_path, WECHAT_SCOPE="snsapi_base", WECHAT_FOLLOWER_UNIONID=True)
+    fake = app.extensions["wechat_fake"]
+    silent = app.test_client()
+    profile = in_app_login(silent, "alice")
+    assert fake.calls("user_info") and fake.users["alice"].unionid in profile
+    desktop = app.test_client()
+    desktop.environ_base["HTTP_USER_AGENT"] = DESKTOP_UA
+    start = urlsplit(desktop.get("/wechat/login?flow=qr&next=/profile").location)
+    state = dict(parse_qsl(start.query))["state"]
+    code = fake.issue_code(DEMO_OPEN_APPID, "alice")
+    assert desktop.get("/wechat/qr/callback", query_string={"code": code, "state": state}).location == "/profile"
+    assert user_id_on(desktop.get("/profile").get_data(as_text=True)) == user_id_on(profile)
+
+
+def user_id_on(profile: str) -> str:
+    match = re.search(r'id="user-id"[^>]*>(\d+)<', profile)
+    assert match is not None, profile
+    return match.group(1)
