@@ -478,7 +478,7 @@ def _wecom(config: Mapping[str, Any], admit_non_members: bool) -> WeComSettings 
         raise ConfigurationError(
             f"WECHAT_WECOM_CORPID must be 'ww' followed by 16 lowercase hex digits (我的企业 → 企业ID), got {corpid!r}"
         )
-    if isinstance(agentid, str) and agentid.strip().isdigit():
+    if isinstance(agentid, str) and agentid.strip().isdecimal():
         agentid = int(agentid.strip())
     if isinstance(agentid, bool) or not isinstance(agentid, int) or agentid < 1:
         raise ConfigurationError(f"WECHAT_WECOM_AGENTID must be the app's numeric AgentId, got {agentid!r}")
