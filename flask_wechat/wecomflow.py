@@ -32,7 +32,6 @@ from .errors import (
     WeChatAPIError,
     WeChatError,
 )
-from .models import utcnow
 from .store import SharedStore
 
 __all__ = ["WeComAPI", "WeComFlow", "build_flows"]
@@ -159,10 +158,9 @@ class WeComFlow:
         member = wecom.Member(visitor.userid)
         if visitor.user_ticket:
             member = member.merged(self._or_known(self.api.consented, visitor.user_ticket, member))
-        account = accounts.find(self.appid, visitor.userid)
-        if account is None or account.profile_updated_at is None or self._stale(account):
-            accounts.release()
-            member = member.merged(self._or_known(self.api.member, visitor.userid, member))
+        # At every login, not only when the stored profile is stale: the departments a
+        # @wechat.login_allowed check reads are stored nowhere, and a member may have moved.
+        member = member.merged(self._or_known(self.api.member, visitor.userid, member))
         identity = Identity(
             appid=self.appid,
             openid=visitor.userid,
@@ -176,10 +174,6 @@ class WeComFlow:
 
     def _redirect_uri(self) -> str:
         return url_for(self.callback_endpoint, _external=True)
-
-    def _stale(self, account: Any) -> bool:
-        age: float = (utcnow() - account.profile_updated_at).total_seconds()
-        return age >= self.profile_max_age
 
     @staticmethod
     def _or_known(fetch: Callable[[str], wecom.Member], key: str, member: wecom.Member) -> wecom.Member:
