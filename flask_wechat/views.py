@@ -40,6 +40,7 @@ from .errors import (
     StateError,
     StorageError,
     SystemBusyError,
+    UntrustedDomainError,
     WeChatAPIError,
     WeChatError,
 )
@@ -157,7 +158,10 @@ class LoginViews:
         Its "try again" starts ``retry`` over: by default a login that goes on to this request's ``next``.
         """
         status, words = next((status, key) for kind, status, key in _ERROR_PAGES if isinstance(exc, kind))
-        if isinstance(exc, WeChatAPIError):
+        if isinstance(exc, (IPNotAllowedError, UntrustedDomainError)):
+            # The operator's to fix: the IP or the domain to add, and where (WeChat's errmsg names neither place).
+            log.error("WeChat login failed: %s rid=%s", exc, exc.rid)
+        elif isinstance(exc, WeChatAPIError):
             log.warning("WeChat login failed: errcode %s (%s) rid=%s", exc.errcode, exc.errmsg, exc.rid)
         elif isinstance(exc, (ServiceUnavailableError, StorageError)):
             # Which service and the driver's error type, or the column: never a value that was sent.
