@@ -50,6 +50,8 @@ MEMORY_SECONDS: Final = 60
 _BUSY_RECHECK: Final = 1.0
 #: The longest pause of a worker waiting for a value: it notices a dead holder's lock ending within this.
 _POLL_CAP: Final = 0.05
+#: The shortest pause: right before a lock lapses (stores keep time to the millisecond, or the second).
+_POLL_FLOOR: Final = 0.005
 
 
 @dataclass(frozen=True)
@@ -152,12 +154,14 @@ class SharedCredential:
 
     def _refresh(self, stale: Credential | None, force: bool) -> Credential:
         """Refresh under the store's lock, or use what another worker is refreshing."""
-        owner = secrets.token_hex(8)
+        ttl = math.ceil(self.lock_timeout)
         # A dead holder frees the lock after lock_timeout; the new holder's fetch is bounded by its timeouts.
         deadline = time.monotonic() + 2 * self.lock_timeout + 5
         delay = 0.02
         while True:
-            if self._store.add(self._lock_key, owner, math.ceil(self.lock_timeout)):
+            # The lock says until when it holds, so that waiters take over as soon as it lapses.
+            owner = f"{secrets.token_hex(8)} {time.time() + ttl:.3f}"
+            if self._store.add(self._lock_key, owner, ttl):
                 try:
                     return self._refresh_holding_lock(stale, force, owner)
                 finally:
@@ -168,11 +172,20 @@ class SharedCredential:
                 return stale
             if time.monotonic() >= deadline:
                 raise ServiceUnavailableError("wechat", f"the {self.kind} refresh lock is held too long")
-            self._sleep(delay)
+            self._sleep(self._pause(delay))
             delay = min(delay * 2, _POLL_CAP)
             current = self.stored()
             if current is not None and current.usable(self._clock()) and (stale is None or current != stale):
                 return current
+
+    def _pause(self, delay: float) -> float:
+        """The usual pause between looks at the store, cut short to wake when the holder's lock lapses."""
+        _, _, until = (self._store.get(self._lock_key) or "").partition(" ")
+        try:
+            left = float(until) - time.time()
+        except ValueError:
+            return delay
+        return min(delay, max(left, _POLL_FLOOR))
 
     def _refresh_holding_lock(self, stale: Credential | None, force: bool, owner: str) -> Credential:
         current = self.stored()
