@@ -7,9 +7,11 @@ workers share is SECRET_KEY.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -23,13 +25,14 @@ from sqlalchemy import func, select
 
 from examples.app import User, WeChatAccount, create_app, db
 from flask_wechat.store import store_table
-from flask_wechat.testing import FakeWeChat
+from flask_wechat.testing import DEMO_AGENTID, DEMO_CORPID, DEMO_WECOM_SECRET, WECOM_USER_AGENT, FakeWeChat
 from flask_wechat.testing.accounts import DEMO_APPID, DEMO_OPEN_APPID, DEMO_OPEN_SECRET, DEMO_SECRET
 from flask_wechat.testing.server import FakeWeChatServer
 
 from .conftest import visit_wechat
 from .private_databases import server_url
 from .test_store import redis_url
+from .test_wecom import in_wecom, scan
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -184,3 +187,68 @@ def test_four_workers_hammering_jssdk_config_fetch_one_token_and_one_ticket(
     assert all(
         fake_wechat.verify_jssdk(DEMO_APPID, c["timestamp"], c["nonceStr"], c["signature"], page) for c in configs
     )
+
+
+def test_members_logging_in_on_four_workers_at_once_cause_one_gettoken(
+    tmp_path: Path, fake_wechat: FakeWeChat, fake_wechat_server: FakeWeChatServer
+) -> None:
+    """The corp token is fetched by one worker for all, however many members log in at the same moment."""
+    database = postgres_url()
+    corp = {
+        "WECHAT_WECOM_CORPID": DEMO_CORPID,
+        "WECHAT_WECOM_AGENTID": str(DEMO_AGENTID),
+        "WECHAT_WECOM_SECRET": DEMO_WECOM_SECRET,
+        "WECHAT_WECOM_LOGIN_BASE_URL": fake_wechat_server.url,
+        "WECHAT_WECOM_API_BASE_URL": fake_wechat_server.url,
+        "WECHAT_OPEN_BASE_URL": fake_wechat_server.url,
+    }
+    setup = create_app({"SQLALCHEMY_DATABASE_URI": database, **corp})
+    with setup.app_context():
+        db.drop_all()
+        store_table.drop(db.engine, checkfirst=True)
+        db.create_all()
+        db.session.remove()
+        db.engine.dispose()
+    port = free_port()
+    env = {
+        **os.environ,
+        "FLASK_SECRET_KEY": "one-key-shared-by-every-worker",
+        "FLASK_SQLALCHEMY_DATABASE_URI": database,
+        **{f"FLASK_{key}": value for key, value in corp.items()},
+    }
+    command = [sys.executable, "-m", "gunicorn", "--workers", "4", "--bind", f"127.0.0.1:{port}"]
+    server = subprocess.Popen([*command, "examples.app:create_app()"], cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base + "/", server)
+        assert fake_wechat.calls("wecom_gettoken") == []  # nobody logged in yet
+        ready = threading.Barrier(40)
+
+        def one_login(n: int) -> str:
+            who = ("zhangsan", "lisi")[n % 2]
+            with requests.Session() as browser:
+                # Half inside the WeCom client, half on a desktop through the web login page.
+                if n % 4 < 2:
+                    browser.headers["User-Agent"] = WECOM_USER_AGENT
+                start = browser.get(f"{base}/wechat/login?next=/profile", allow_redirects=False, timeout=30)
+                url = start.headers["Location"]
+                callback = scan(url, who) if "/wwlogin/sso/login" in url else in_wecom(url, who)
+                ready.wait(timeout=60)  # every member comes back at the same moment
+                done = browser.get(base + callback, timeout=60)
+                found = re.search(r'id="openid"[^>]*>([^<]*)<', done.text)
+                return found.group(1) if done.url == f"{base}/profile" and found else f"HTTP {done.status_code}"
+
+        with ThreadPoolExecutor(max_workers=40) as pool:
+            landed = list(pool.map(one_login, range(40)))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    assert landed == [("zhangsan", "lisi")[n % 2] for n in range(40)]
+    assert len(fake_wechat.calls("wecom_getuserinfo")) == 40
+    assert len(fake_wechat.calls("wecom_gettoken")) == 1
+    assert fake_wechat.wecom_tokens_issued(DEMO_CORPID, DEMO_AGENTID) == 1
+    with setup.app_context():
+        assert db.session.execute(select(func.count()).select_from(User)).scalar_one() == 2
+        db.session.remove()
+        db.engine.dispose()
