@@ -4,7 +4,9 @@ The other tests play the browser with a test client; this one proves the real th
 works: redirects with a ``#wechat_redirect`` fragment, the consent form, the session
 cookie across WeChat's redirect back, and the emoji nickname rendered on the page. It
 drives both browser flows: a phone with WeChat's User-Agent gets the Official Account's
-consent page, a desktop browser the website QR login, full-page or embedded with wxLogin.js.
+consent page, a desktop browser the website QR login, full-page or embedded with wxLogin.js;
+with WeCom configured too (:data:`WECOM_DEMOS`), WeCom's client gets the corp's in-client login and a
+desktop WeCom's web login page, full-page or as the panel ``wechat_wecom_login`` embeds.
 
 The app and the fake WeChat are different *sites*, as in production: the fake runs on its
 own loopback server (:class:`~flask_wechat.testing.server.FakeWeChatServer`) and Chromium
@@ -48,6 +50,7 @@ from werkzeug.serving import make_server
 
 from examples.app import create_app, db
 from flask_wechat.protocol import OA_AUTHORIZE_PATH, QRCONNECT_PATH
+from flask_wechat.testing import DEMO_AGENTID, DEMO_CORPID, DEMO_WECOM_SECRET, WECOM_USER_AGENT
 from flask_wechat.testing.accounts import (
     DEFAULT_USERS,
     DEMO_APPID,
@@ -88,11 +91,16 @@ WECHAT_USER_AGENT = (
 )
 #: A desktop browser keeps Chromium's own User-Agent: it is not WeChat's, so it gets the QR flow.
 DESKTOP_VIEWPORT = {"width": 1280, "height": 800}
-#: Where WeChat sends the browser back: in-WeChat authorization, and the QR login.
-CALLBACK_PATHS = ("/wechat/callback", "/wechat/qr/callback")
+#: Where WeChat (or WeCom) sends the browser back: in-WeChat authorization, the QR login, and WeCom's two.
+CALLBACK_PATHS = ("/wechat/callback", "/wechat/qr/callback", "/wechat/wecom/callback", "/wechat/wecom/web/callback")
 #: A page of the app that embeds the QR login with the options of the query (self_redirect=1).
 EMBED_TEMPLATE = (
     "<!doctype html><title>embedded QR</title>{{ wechat_qr_login(next='/profile', self_redirect=self_redirect) }}"
+)
+#: A page of the app that embeds WeCom's login panel, with the query's redirect_type ("top" by default).
+WECOM_EMBED_TEMPLATE = (
+    "<!doctype html><title>embedded WeCom login</title>"
+    "{{ wechat_wecom_login(next='/profile', redirect_type=redirect_type) }}"
 )
 
 try:
@@ -210,6 +218,10 @@ def _embed() -> str:
     return render_template_string(EMBED_TEMPLATE, self_redirect=request.args.get("self_redirect") == "1")
 
 
+def _wecom_embed() -> str:
+    return render_template_string(WECOM_EMBED_TEMPLATE, redirect_type=request.args.get("redirect_type", "top"))
+
+
 @pytest.fixture
 def wechat() -> Iterator[FakeWeChatServer]:
     """The fake WeChat on its own loopback server: another site than the app."""
@@ -219,9 +231,19 @@ def wechat() -> Iterator[FakeWeChatServer]:
         yield server
 
 
+#: The demo with the fake's WeCom corp configured too: ``(SameSite, "wecom")`` params of ``demo``.
+WECOM_DEMOS = pytest.mark.parametrize(
+    "demo", [(None, "wecom"), ("Lax", "wecom")], indirect=True, ids=["wecom-samesite-unset", "wecom-samesite-lax"]
+)
+
+
 @pytest.fixture(params=[None, "Lax"], ids=["samesite-unset", "samesite-lax"])
 def demo(request: pytest.FixtureRequest, tmp_path: Path, wechat: FakeWeChatServer) -> Iterator[Demo]:
-    """The example app configured with the fake's demo apps; its session cookie's SameSite is the param."""
+    """The example app configured with the fake's demo apps; its session cookie's SameSite is the param.
+
+    A ``(SameSite, "wecom")`` param (:data:`WECOM_DEMOS`) adds the fake's WeCom corp, its pages on the fake's site.
+    """
+    samesite, variant = request.param if isinstance(request.param, tuple) else (request.param, None)
     wechat_url = f"http://{WECHAT_HOST}:{urlsplit(wechat.url).port}"
     config: dict[str, Any] = {
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}",
@@ -237,10 +259,20 @@ def demo(request: pytest.FixtureRequest, tmp_path: Path, wechat: FakeWeChatServe
         "WECHAT_OPEN_BASE_URL": wechat_url,
         "WECHAT_API_BASE_URL": wechat.url,
     }
-    if request.param is not None:
-        config["SESSION_COOKIE_SAMESITE"] = request.param
+    if samesite is not None:
+        config["SESSION_COOKIE_SAMESITE"] = samesite
+    if variant == "wecom":
+        config.update(
+            WECHAT_WECOM_CORPID=DEMO_CORPID,
+            WECHAT_WECOM_AGENTID=DEMO_AGENTID,
+            WECHAT_WECOM_SECRET=DEMO_WECOM_SECRET,
+            WECHAT_WECOM_LOGIN_BASE_URL=wechat_url,
+            WECHAT_WECOM_API_BASE_URL=wechat.url,
+        )
     app = create_app(config)
     app.add_url_rule("/embed", view_func=_embed)
+    if variant == "wecom":
+        app.add_url_rule("/wecom-embed", view_func=_wecom_embed)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     demo = Demo(app, f"http://{SHOP_HOST}:{server.port}", wechat_url, wechat)
     app.wsgi_app = _recording_callbacks(app.wsgi_app, demo)  # type: ignore[method-assign,assignment]
@@ -589,6 +621,135 @@ def test_a_callback_without_its_session_starts_the_login_again(
     assert sent[1] is not None
     callbacks.assert_carried(None, second or sent[1])
     assert page.locator("#nickname").inner_text() == demo.fake.users["bob"].nickname
+
+
+# -- WeCom (企业微信): inside its client, on its web login page, and its panel embedded in a page --------
+
+
+def wecom_accounts(page: Page) -> list[str | None]:
+    return [item.get_attribute("data-appid") for item in page.locator("#accounts [data-appid]").all()]
+
+
+@WECOM_DEMOS
+def test_a_member_inside_wecom_logs_in_with_the_corps_app(
+    open_page: Callable[..., Page], demo: Demo, offsite: list[str]
+) -> None:
+    phone = open_page(WECOM_USER_AGENT)
+    callbacks = Callbacks(phone, demo)
+    phone.goto(f"{demo.url}/profile")  # the WeCom client says MicroMessenger too: WeCom's flow all the same
+    phone.wait_for_url(f"{demo.wechat_url}{OA_AUTHORIZE_PATH}?**")
+    assert "#wechat_redirect" in phone.url
+    query = dict(parse_qsl(urlsplit(phone.url).query))
+    assert (query["appid"], query["agentid"], query["scope"]) == (DEMO_CORPID, str(DEMO_AGENTID), "snsapi_base")
+    assert query["redirect_uri"] == f"{demo.url}/wechat/wecom/callback"
+    session = session_sent_to_wechat(phone, demo)
+    phone.click("#pick-zhangsan")  # in real WeCom this is silent: the client knows who opened the link
+    phone.wait_for_url(f"{demo.url}/profile")
+    callbacks.assert_fetched(("document", "cross-site"))
+    callbacks.assert_carried(session)
+    assert phone.locator("#openid").inner_text() == "zhangsan"
+    assert phone.locator("#nickname").inner_text() == "张三"
+    assert wecom_accounts(phone) == [DEMO_CORPID]
+    assert len(demo.fake.calls("wecom_getuserinfo")) == len(demo.fake.calls("wecom_gettoken")) == 1
+    assert offsite == []
+
+
+@WECOM_DEMOS
+def test_a_desktop_chooses_wecom_and_logs_in_on_its_web_login_page(
+    desktop: Page, demo: Demo, offsite: list[str]
+) -> None:
+    callbacks = Callbacks(desktop, demo)
+    desktop.goto(f"{demo.url}/profile")
+    desktop.wait_for_url(f"{demo.url}/wechat/choose?next=/profile")  # WeChat's QR code, or WeCom's login
+    choices = [link.get_attribute("id") for link in desktop.locator("a[id^=choose-]").all()]
+    assert choices[:2] == ["choose-qr", "choose-wecom_web"]
+    desktop.click("#choose-wecom_web")
+    desktop.wait_for_url(f"{demo.wechat_url}/wwlogin/sso/login?**")
+    query = dict(parse_qsl(urlsplit(desktop.url).query))
+    assert (query["login_type"], query["appid"], query["agentid"]) == ("CorpApp", DEMO_CORPID, str(DEMO_AGENTID))
+    assert query["redirect_uri"] == f"{demo.url}/wechat/wecom/web/callback"
+    assert query["state"]
+    session = session_sent_to_wechat(desktop, demo)
+    consent(desktop, "lisi")
+    desktop.wait_for_url(f"{demo.url}/profile")
+    callbacks.assert_fetched(("document", "cross-site"))
+    callbacks.assert_carried(session)
+    assert desktop.locator("#openid").inner_text() == "lisi"
+    assert desktop.locator("#nickname").inner_text() == "李四"
+    assert wecom_accounts(desktop) == [DEMO_CORPID]
+    assert offsite == []
+
+
+def open_wecom_panel(desktop: Page, demo: Demo, redirect_type: str) -> dict[str, str]:
+    """Load an app page that embeds WeCom's panel; check script and iframe are the fake's; the iframe's query."""
+    desktop.goto(f"{demo.url}/wecom-embed?redirect_type={redirect_type}")
+    assert desktop.locator("script[src]").get_attribute("src") == f"{demo.wechat_url}/wwlogin/sso/panel.js"
+    src = urlsplit(desktop.locator("#wecom-login iframe").get_attribute("src") or "")
+    assert f"{src.scheme}://{src.netloc}{src.path}" == f"{demo.wechat_url}/wwlogin/sso/login"
+    query = dict(parse_qsl(src.query))
+    assert (query["appid"], query["panel"], query["redirect_type"]) == (DEMO_CORPID, "1", redirect_type)
+    assert query["redirect_uri"] == f"{demo.url}/wechat/wecom/web/callback"
+    return query
+
+
+@WECOM_DEMOS
+def test_the_embedded_wecom_panel_logs_the_top_window_in(desktop: Page, demo: Demo) -> None:
+    callbacks = Callbacks(desktop, demo)
+    desktop.goto(f"{demo.url}/wecom-embed")
+    assert desktop.locator("script[src]").get_attribute("src") == f"{demo.wechat_url}/wwlogin/sso/panel.js"
+    src = urlsplit(desktop.locator("#wecom-login iframe").get_attribute("src") or "")
+    assert f"{src.scheme}://{src.netloc}{src.path}" == f"{demo.wechat_url}/wwlogin/sso/login"
+    query = dict(parse_qsl(src.query))
+    assert (query["appid"], query["panel"], query["redirect_type"]) == (DEMO_CORPID, "1", "top")
+    assert query["redirect_uri"] == f"{demo.url}/wechat/wecom/web/callback"
+    # The page minted the state, and with it the session cookie, while rendering.
+    session = session_sent_to_wechat(desktop, demo)
+    frame = desktop.frame_locator("#wecom-login iframe")
+    frame.locator("#user-zhangsan").check()
+    frame.locator("#allow").click()
+    desktop.wait_for_url(f"{demo.url}/profile")  # the top window, not the panel, went to the callback
+    callbacks.assert_fetched(("document", "cross-site"))
+    callbacks.assert_carried(session)
+    assert desktop.locator("#openid").inner_text() == "zhangsan"
+    assert state_of(callbacks.requests[0].url) == query["state"]
+
+
+@pytest.mark.parametrize("demo", [(None, "wecom")], indirect=True, ids=["wecom-samesite-unset"])
+def test_the_embedded_wecom_panel_with_redirect_type_callback_hands_the_page_the_code(
+    desktop: Page, demo: Demo
+) -> None:
+    callbacks = Callbacks(desktop, demo)
+    query = open_wecom_panel(desktop, demo, "callback")
+    assert query["origin"] == demo.url  # the panel posts the code to this page's origin only
+    session = session_sent_to_wechat(desktop, demo)
+    frame = desktop.frame_locator("#wecom-login iframe")
+    frame.locator("#user-lisi").check()
+    frame.locator("#allow").click()
+    desktop.wait_for_url(f"{demo.url}/profile")
+    # The page itself went to the callback: a navigation of this site's own, the cookie with it.
+    callbacks.assert_fetched(("document", "same-origin"))
+    callbacks.assert_carried(session)
+    assert desktop.locator("#openid").inner_text() == "lisi"
+
+
+@pytest.mark.parametrize("demo", [(None, "wecom")], indirect=True, ids=["wecom-samesite-unset"])
+def test_the_embedded_wecom_panel_with_redirect_type_self_reloads_the_callback_and_logs_the_top_window_in(
+    desktop: Page, demo: Demo
+) -> None:
+    callbacks = Callbacks(desktop, demo)
+    open_wecom_panel(desktop, demo, "self")
+    session = session_sent_to_wechat(desktop, demo)
+    iframe = desktop.locator("#wecom-login iframe").element_handle().content_frame()
+    assert iframe is not None
+    iframe.locator("#user-zhangsan").check()
+    iframe.locator("#allow").click()
+    desktop.wait_for_url(f"{demo.url}/profile")
+    # WeCom's panel (another site) sent the iframe to the callback without the Lax cookie; the app had
+    # the frame load it again from its own document, then sent the top window on.
+    assert [request.frame for request in callbacks.requests] == [iframe, iframe]
+    callbacks.assert_fetched(("iframe", "cross-site"), ("iframe", "same-origin"))
+    callbacks.assert_carried(None, session)
+    assert desktop.locator("#openid").inner_text() == "zhangsan"
 
 
 # -- the demo as visitors see it: their language, their screen ----------------------------------
