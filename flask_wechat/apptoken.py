@@ -51,7 +51,7 @@ _BUSY_RECHECK: Final = 1.0
 #: The longest pause of a worker waiting for a value: it notices a dead holder's lock ending within this.
 _POLL_CAP: Final = 0.05
 #: The shortest pause: right before a lock lapses (stores keep time to the millisecond, or the second).
-_POLL_FLOOR: Final = 0.005
+_POLL_FLOOR: Final = 0.001
 
 
 @dataclass(frozen=True)
