@@ -55,8 +55,10 @@ STATE_LENGTH = 32
 AUTHORIZE_EXTRAS = ("connect_redirect", "forcePopup")
 
 
-# WeChat puts the appsecret, codes and tokens in query strings; urllib3 logs request lines.
-_SECRET_QUERY_VALUE = re.compile(r"([?&](?:secret|code|js_code|access_token|refresh_token|session_key)=)[^&\s\"]+")
+# WeChat (and WeCom) put the secret, codes and tokens in query strings; urllib3 logs request lines.
+_SECRET_QUERY_VALUE = re.compile(
+    r"([?&](?:secret|corpsecret|code|js_code|access_token|refresh_token|session_key)=)[^&\s\"]+"
+)
 
 
 class _RedactQuerySecrets(logging.Filter):

@@ -150,7 +150,10 @@ class WeChat:
     @property
     def client(self) -> WeChatApp:
         """The current app's Authlib remote app (in-WeChat if configured, else QR), for calls of your own."""
-        return self.runtime.default_web.remote
+        flows = self.runtime.wechat_flows()
+        if not flows:
+            raise RuntimeError("wechat.client needs a WeChat browser login (WECHAT_APPID or WECHAT_OPEN_APPID)")
+        return flows[0].remote
 
     def app_api(self, app: str = "oa") -> AppAPI:
         """The server API of one configured app, ``"oa"`` (Official Account) or ``"miniprogram"``."""
@@ -166,7 +169,8 @@ class WeChat:
         For the WeChat (or WeCom) APIs you call yourself.
 
         Every worker shares it (one refreshes it for all). If WeChat refuses it with
-        40001/42001/40014, call ``wechat.app_api(app).tokens.invalidate(token)`` and ask again.
+        40001/42001/40014, call ``wechat.app_api(app).tokens.invalidate(token)`` (WeCom:
+        ``wechat.runtime.wecom.tokens.invalidate(token)``) and ask again.
         ``force_refresh=True`` makes WeChat issue a new one: ``stable_token`` allows 20 a day.
         """
         if app == "wecom":

@@ -79,11 +79,6 @@ class Runtime:
     store: SharedStore
     adapter: KeepAliveAdapter
 
-    @property
-    def default_web(self) -> WeChatFlow:
-        """WeChat's browser flow used by default: in-WeChat when configured, else QR."""
-        return self.wechat_flows()[0]
-
     def wechat_flows(self) -> list[WeChatFlow]:
         """WeChat's own browser flows, in-WeChat first."""
         return [flow for flow in self.web.values() if isinstance(flow, WeChatFlow)]

@@ -107,7 +107,6 @@ class WeComFlow:
     api: WeComAPI
     open_base_url: str
     lang: str
-    profile_max_age: int
     family: str = "wecom"
 
     @property
@@ -205,6 +204,6 @@ def build_flows(
     )
     lang = "en" if settings.default_language == "en" else "zh"
     return {
-        name: WeComFlow(name, number, settings.wecom, api, settings.open_base_url, lang, settings.profile_max_age)
+        name: WeComFlow(name, number, settings.wecom, api, settings.open_base_url, lang)
         for name, number in (("wecom", 2), ("wecom_web", 3))
     }

@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from flask_wechat import errors, serverapi
 from flask_wechat.appapi import AppAPI
 from flask_wechat.cli import wechat_cli
-from flask_wechat.testing import FakeWeChat, FakeWeChatServer
+from flask_wechat.testing import DEMO_AGENTID, DEMO_CORPID, DEMO_WECOM_SECRET, FakeWeChat, FakeWeChatServer
 from flask_wechat.testing.accounts import DEMO_APPID, DEMO_MINIPROGRAM_APPID, DEMO_MINIPROGRAM_SECRET
 
 from . import fake_fixtures
@@ -439,3 +439,23 @@ def test_the_installed_fake_ages_tokens_on_its_own_clock(tmp_path: Any) -> None:
         demo_wechat.app_api("oa").follower(fake.openid_for(DEMO_APPID, "alice"))
     assert fake.stale_token_calls == 0
     assert fake.app_tokens_issued(DEMO_APPID) == 2
+
+
+def test_the_wecom_secret_never_reaches_a_debug_log_line(
+    fake_wechat_server: FakeWeChatServer, database_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """urllib3 logs each request line at DEBUG: gettoken's ``corpsecret=`` is blanked like ``secret=``."""
+    app = make_app(
+        fake_wechat_server.url,
+        database_uri,
+        WECHAT_WECOM_CORPID=DEMO_CORPID,
+        WECHAT_WECOM_AGENTID=DEMO_AGENTID,
+        WECHAT_WECOM_SECRET=DEMO_WECOM_SECRET,
+        WECHAT_WECOM_API_BASE_URL=fake_wechat_server.url,
+    )
+    caplog.set_level(logging.DEBUG)
+    with app.app_context():
+        token = app.extensions["test_wechat"].app_token("wecom")
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("/cgi-bin/gettoken" in line for line in lines), lines  # the line is logged, blanked
+    assert not any(DEMO_WECOM_SECRET in line or token in line for line in lines)

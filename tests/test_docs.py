@@ -34,7 +34,7 @@ DOCS = ROOT / "docs"
 ZH = DOCS / "zh"
 #: Pages that must exist in both languages; the existing-app guide is held to it once it exists.
 TRANSLATED = ("index.md", "quickstart.md", "troubleshooting.md")
-TRANSLATED_WHEN_PRESENT = ("existing-app.md",)
+TRANSLATED_WHEN_PRESENT = ("existing-app.md", "after-login.md", "wecom.md")
 READMES = {
     "README.md": "The modules follow the design notes' layers:",
     "README.zh-CN.md": "各模块遵循设计说明中的分层：",
