@@ -37,7 +37,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +45,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from flask import Flask, render_template_string, request
-from werkzeug.serving import make_server
 
 from examples.app import create_app, db
 from flask_wechat.protocol import OA_AUTHORIZE_PATH, QRCONNECT_PATH
@@ -61,6 +59,8 @@ from flask_wechat.testing.accounts import (
     DEMO_SECRET,
 )
 from flask_wechat.testing.server import FakeWeChatServer
+
+from .loopback import serving
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -273,17 +273,12 @@ def demo(request: pytest.FixtureRequest, tmp_path: Path, wechat: FakeWeChatServe
     app.add_url_rule("/embed", view_func=_embed)
     if variant == "wecom":
         app.add_url_rule("/wecom-embed", view_func=_wecom_embed)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    demo = Demo(app, f"http://{SHOP_HOST}:{server.port}", wechat_url, wechat)
-    app.wsgi_app = _recording_callbacks(app.wsgi_app, demo)  # type: ignore[method-assign,assignment]
-    thread = threading.Thread(target=server.serve_forever, name="demo-server", daemon=True)
-    thread.start()
     try:
-        yield demo
+        with serving(app, "demo-server") as port:
+            demo = Demo(app, f"http://{SHOP_HOST}:{port}", wechat_url, wechat)
+            app.wsgi_app = _recording_callbacks(app.wsgi_app, demo)  # type: ignore[method-assign,assignment]
+            yield demo
     finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
         with app.app_context():
             db.engine.dispose()
 
@@ -890,15 +885,10 @@ def test_a_page_inside_wechat_passes_wx_config(page: Page, demo: Demo, offsite: 
 def in_app_demo(tmp_path: Path) -> Iterator[str]:
     """The demo as ``make demo`` runs it: the fake WeChat installed inside the app, on one site."""
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}"})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="in-app-demo", daemon=True)
-    thread.start()
     try:
-        yield f"http://{SHOP_HOST}:{server.port}"
+        with serving(app, "in-app-demo") as port:
+            yield f"http://{SHOP_HOST}:{port}"
     finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
         with app.app_context():
             db.engine.dispose()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,18 +19,19 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from flask_wechat import protocol
 from flask_wechat.testing import FakeWeChat, FakeWeChatServer
 from flask_wechat.testing.fake import DEMO_OPEN_APPID, DEMO_OPEN_SECRET
 
+from .loopback import local_page, serving
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
 try:
-    from playwright.sync_api import Browser, Page, Route, sync_playwright
+    from playwright.sync_api import Browser, Page, sync_playwright
 except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None  # type: ignore[assignment]
 
@@ -92,31 +92,15 @@ class Site:
 @pytest.fixture
 def site(server: FakeWeChatServer) -> Iterator[Site]:
     app = Site(server.url, options={"id": "login_container", "appid": DEMO_OPEN_APPID, "scope": "snsapi_login"})
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    app.url = f"http://127.0.0.1:{httpd.port}"
-    thread = threading.Thread(target=httpd.serve_forever, name="site", daemon=True)
-    thread.start()
-    try:
+    with serving(app, "site") as port:
+        app.url = f"http://127.0.0.1:{port}"
         yield app
-    finally:
-        httpd.shutdown()
-        thread.join()
-        httpd.server_close()
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 900, "height": 700})  # type: ignore[arg-type]
-
-    def keep_local(route: Route) -> None:
-        if urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            route.abort()
-
-    context.route("**/*", keep_local)
-    yield context.new_page()
-    context.close()
+    with local_page(browser) as opened:
+        yield opened
 
 
 def exchange(server: FakeWeChatServer, url: str) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 import requests
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.serving import make_server
 from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
@@ -49,6 +48,7 @@ from flask_wechat.testing.server import describe
 
 from . import fake_fixtures
 from .fake_fixtures import Clock
+from .loopback import local_page, serving
 from .test_fake import RID, assert_error, body
 
 # The shared fixtures, assigned rather than imported (see tests/fake_fixtures.py).
@@ -933,7 +933,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
 try:
-    from playwright.sync_api import Browser, Page, Route, sync_playwright
+    from playwright.sync_api import Browser, Page, sync_playwright
 except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None  # type: ignore[assignment]
 
@@ -997,31 +997,15 @@ def server() -> Iterator[FakeWeChatServer]:
 @pytest.fixture
 def site(server: FakeWeChatServer) -> Iterator[Site]:
     app = Site(server.url)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    app.url = f"http://127.0.0.1:{httpd.port}"
-    thread = threading.Thread(target=httpd.serve_forever, name="site", daemon=True)
-    thread.start()
-    try:
+    with serving(app, "site") as port:
+        app.url = f"http://127.0.0.1:{port}"
         yield app
-    finally:
-        httpd.shutdown()
-        thread.join()
-        httpd.server_close()
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 900, "height": 700})  # type: ignore[arg-type]
-
-    def keep_local(route: Route) -> None:
-        if urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            route.abort()
-
-    context.route("**/*", keep_local)
-    yield context.new_page()
-    context.close()
+    with local_page(browser) as opened:
+        yield opened
 
 
 def redeem(server: FakeWeChatServer, code: str) -> dict[str, Any]:

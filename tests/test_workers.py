@@ -14,13 +14,16 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 import requests
+from flask import Flask
 from sqlalchemy import func, select
 
 from examples.app import User, WeChatAccount, create_app, db
@@ -59,6 +62,37 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("gunicorn did not start")
 
 
+@contextmanager
+def demo_on_four_workers(database: str, config: dict[str, str], *gunicorn_options: str) -> Iterator[tuple[str, Flask]]:
+    """The demo app on four gunicorn workers sharing ``database`` (tables made afresh) and one SECRET_KEY.
+
+    Yields the workers' base URL and an app of the same configuration, for looking at the rows after.
+    """
+    setup = create_app({"SQLALCHEMY_DATABASE_URI": database, **config})
+    with setup.app_context():
+        db.drop_all()
+        store_table.drop(db.engine, checkfirst=True)
+        db.create_all()
+        db.session.remove()
+        db.engine.dispose()
+    port = free_port()
+    env = {
+        **os.environ,
+        "FLASK_SECRET_KEY": "one-key-shared-by-every-worker",
+        "FLASK_SQLALCHEMY_DATABASE_URI": database,
+        **{f"FLASK_{key}": value for key, value in config.items()},
+    }
+    command = [sys.executable, "-m", "gunicorn", "--workers", "4", "--bind", f"127.0.0.1:{port}", *gunicorn_options]
+    server = subprocess.Popen([*command, "examples.app:create_app()"], cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base + "/", server)
+        yield base, setup
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_logins_spread_over_four_workers_all_succeed(tmp_path: Path, fake_wechat_server: FakeWeChatServer) -> None:
     database = postgres_url()
     demo_apps = {
@@ -69,27 +103,9 @@ def test_logins_spread_over_four_workers_all_succeed(tmp_path: Path, fake_wechat
         "WECHAT_OPEN_BASE_URL": fake_wechat_server.url,
         "WECHAT_API_BASE_URL": fake_wechat_server.url,
     }
-    setup = create_app({"SQLALCHEMY_DATABASE_URI": database, **demo_apps})
-    with setup.app_context():
-        db.drop_all()
-        store_table.drop(db.engine, checkfirst=True)
-        db.create_all()
-        db.session.remove()
-        db.engine.dispose()
-
-    port, access_log = free_port(), tmp_path / "access.log"
-    env = {
-        **os.environ,
-        "FLASK_SECRET_KEY": "one-key-shared-by-every-worker",
-        "FLASK_SQLALCHEMY_DATABASE_URI": database,
-        **{f"FLASK_{key}": value for key, value in demo_apps.items()},
-    }
-    command = [sys.executable, "-m", "gunicorn", "--workers", "4", "--bind", f"127.0.0.1:{port}"]
-    command += ["--access-logfile", str(access_log), "--access-logformat", "%(p)s %({x-login-id}i)s %(U)s %(s)s"]
-    server = subprocess.Popen([*command, "examples.app:create_app()"], cwd=ROOT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(base + "/", server)
+    access_log = tmp_path / "access.log"
+    log_options = ["--access-logfile", str(access_log), "--access-logformat", "%(p)s %({x-login-id}i)s %(U)s %(s)s"]
+    with demo_on_four_workers(database, demo_apps, *log_options) as (base, setup):
 
         def one_login(n: int) -> int:
             with requests.Session() as browser:
@@ -104,9 +120,6 @@ def test_logins_spread_over_four_workers_all_succeed(tmp_path: Path, fake_wechat
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             statuses = list(pool.map(one_login, range(40)))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     assert statuses == [200] * 40
     served_by: dict[str, dict[str, str]] = defaultdict(dict)
@@ -149,24 +162,8 @@ def test_four_workers_hammering_jssdk_config_fetch_one_token_and_one_ticket(
     if store == "redis":
         config["WECHAT_STORE_URL"] = redis_url()
         redis.Redis.from_url(redis_url()).flushdb()
-    setup = create_app({"SQLALCHEMY_DATABASE_URI": database, **config})
-    with setup.app_context():
-        store_table.drop(db.engine, checkfirst=True)
-        db.session.remove()
-        db.engine.dispose()
-    port = free_port()
-    env = {
-        **os.environ,
-        "FLASK_SECRET_KEY": "one-key-shared-by-every-worker",
-        "FLASK_SQLALCHEMY_DATABASE_URI": database,
-        **{f"FLASK_{key}": value for key, value in config.items()},
-    }
-    command = [sys.executable, "-m", "gunicorn", "--workers", "4", "--bind", f"127.0.0.1:{port}"]
-    server = subprocess.Popen([*command, "examples.app:create_app()"], cwd=ROOT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    page = f"{base}/shop?id=7"
-    try:
-        wait_until_serving(base + "/", server)
+    with demo_on_four_workers(database, config) as (base, _):
+        page = f"{base}/shop?id=7"
 
         def config_of(n: int) -> dict[str, Any]:
             with requests.Session() as browser:
@@ -177,9 +174,6 @@ def test_four_workers_hammering_jssdk_config_fetch_one_token_and_one_ticket(
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             configs = list(pool.map(config_of, range(200)))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     token_path = "stable_token" if token_endpoint == "stable_token" else "app_token"
     assert len(fake_wechat.calls(token_path)) == 1
@@ -202,25 +196,7 @@ def test_members_logging_in_on_four_workers_at_once_cause_one_gettoken(
         "WECHAT_WECOM_API_BASE_URL": fake_wechat_server.url,
         "WECHAT_OPEN_BASE_URL": fake_wechat_server.url,
     }
-    setup = create_app({"SQLALCHEMY_DATABASE_URI": database, **corp})
-    with setup.app_context():
-        db.drop_all()
-        store_table.drop(db.engine, checkfirst=True)
-        db.create_all()
-        db.session.remove()
-        db.engine.dispose()
-    port = free_port()
-    env = {
-        **os.environ,
-        "FLASK_SECRET_KEY": "one-key-shared-by-every-worker",
-        "FLASK_SQLALCHEMY_DATABASE_URI": database,
-        **{f"FLASK_{key}": value for key, value in corp.items()},
-    }
-    command = [sys.executable, "-m", "gunicorn", "--workers", "4", "--bind", f"127.0.0.1:{port}"]
-    server = subprocess.Popen([*command, "examples.app:create_app()"], cwd=ROOT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(base + "/", server)
+    with demo_on_four_workers(database, corp) as (base, setup):
         assert fake_wechat.calls("wecom_gettoken") == []  # nobody logged in yet
         ready = threading.Barrier(40)
 
@@ -240,9 +216,6 @@ def test_members_logging_in_on_four_workers_at_once_cause_one_gettoken(
 
         with ThreadPoolExecutor(max_workers=40) as pool:
             landed = list(pool.map(one_login, range(40)))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     assert landed == [("zhangsan", "lisi")[n % 2] for n in range(40)]
     assert len(fake_wechat.calls("wecom_getuserinfo")) == 40
