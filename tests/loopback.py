@@ -1,17 +1,41 @@
-"""A WSGI app on a loopback port, and a Chromium page that may load from loopback only: for the browser tests."""
+"""For the browser tests: an app on a loopback port, Debian's Chromium, and a page that may load from loopback only."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import pytest
 from werkzeug.serving import make_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Route
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+
+
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless (a fixture's body): skipped without it or Playwright, an error in CI."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - depends on the machine
+        reason: str | None = "the playwright package is not installed"
+    else:
+        reason = None if CHROMIUM.exists() else f"{CHROMIUM} is missing"
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser test must run in CI: {reason}", pytrace=False)
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
 
 
 @contextmanager

@@ -10,11 +10,9 @@ Skipped without Chromium or Playwright, except under CI, where it fails.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
@@ -25,32 +23,15 @@ from flask_wechat import protocol
 from flask_wechat.testing import FakeWeChat, FakeWeChatServer
 from flask_wechat.testing.fake import DEMO_OPEN_APPID, DEMO_OPEN_SECRET
 
-from .loopback import local_page, serving
+from .loopback import chromium, local_page, serving
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-
-try:
-    from playwright.sync_api import Browser, Page, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None  # type: ignore[assignment]
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    reason = None
-    if sync_playwright is None:
-        reason = "the playwright package is not installed"
-    elif not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing"
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"the browser test must run in CI: {reason}", pytrace=False)
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    yield from chromium()
 
 
 @pytest.fixture

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
@@ -48,7 +46,10 @@ from flask_wechat.testing.server import describe
 
 from . import fake_fixtures
 from .fake_fixtures import Clock
-from .loopback import local_page, serving
+from .loopback import chromium, local_page, serving
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 from .test_fake import RID, assert_error, body
 
 # The shared fixtures, assigned rather than imported (see tests/fake_fixtures.py).
@@ -929,30 +930,10 @@ def test_rid_suffix_is_wechats_only(fake_wechat: FakeWeChat, http: requests.Sess
 
 # -- the panel in a real browser ------------------------------------------------------------------
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-
-try:
-    from playwright.sync_api import Browser, Page, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None  # type: ignore[assignment]
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    reason = None
-    if sync_playwright is None:
-        reason = "the playwright package is not installed"
-    elif not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing"
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"the browser test must run in CI: {reason}", pytrace=False)
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    yield from chromium()
 
 
 @dataclass
