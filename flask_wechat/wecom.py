@@ -7,8 +7,8 @@ which asks ``/cgi-bin/auth/getuserinfo`` (with the corp's access token) who it i
 a member's ``userid``, or a non-member's ``openid``. Endpoints, the ordered links and the
 typed answers live here; nothing imports Flask, Authlib or requests.
 
-WeCom docs: https://developer.work.weixin.qq.com/document/path/91335 (web authorization),
-https://developer.work.weixin.qq.com/document/path/98152 (web login).
+WeCom docs: https://developer.work.weixin.qq.com/document/path/96441 (web authorization in the client),
+https://developer.work.weixin.qq.com/document/path/98171 (web login), .../96442 (getuserinfo).
 """
 
 from __future__ import annotations
