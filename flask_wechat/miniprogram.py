@@ -24,6 +24,7 @@ from .errors import (
     CodeError,
     CodeUsedError,
     LoginFlowError,
+    LoginRefusedError,
     RateLimitedError,
     ServiceUnavailableError,
     StorageError,
@@ -67,6 +68,7 @@ class PhoneCodeTakenError(LoginFlowError):
 _ERRORS: Final[tuple[tuple[type[WeChatError], int, str], ...]] = (
     (BadMiniProgramRequest, 400, "invalid_request"),
     (NoMiniProgramAccountError, 403, "no_miniprogram_account"),
+    (LoginRefusedError, 403, "login_refused"),
     (PhoneCodeTakenError, 400, "code_used"),
     (UserDataError, 400, "invalid_data"),
     (CodeUsedError, 400, "code_used"),

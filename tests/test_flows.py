@@ -220,6 +220,17 @@ def mini_login(client: FlaskClient, payload: object, **headers: str):  # type: i
     return client.post("/wechat/miniprogram/login", data=body, content_type="application/json", headers=headers)
 
 
+def test_a_mini_program_login_the_site_refuses_answers_its_own_error(app: Flask, fake_wechat: FakeWeChat) -> None:
+    """``@wechat.login_allowed`` applies to mini program logins too, before any row is written."""
+    app.extensions["test_wechat"].login_allowed(lambda identity: identity.unionid != fake_wechat.users["bob"].unionid)
+    before = rows(app)
+    answer = mini_login(app.test_client(), {"code": fake_wechat.issue_js_code(DEMO_MINIPROGRAM_APPID, "bob")})
+    assert (answer.status_code, answer.get_json()) == (403, {"error": "login_refused"})
+    assert rows(app) == before
+    allowed = mini_login(app.test_client(), {"code": fake_wechat.issue_js_code(DEMO_MINIPROGRAM_APPID, "alice")})
+    assert allowed.status_code == 200
+
+
 def test_mini_program_login_joins_the_same_user_and_keeps_the_session_key(app: Flask, fake_wechat: FakeWeChat) -> None:
     phone = browser(app, WECHAT_UA)
     login(phone, user="bob")
