@@ -185,7 +185,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                 accounts=[(account, words[kinds.get(account.appid, "other_app")]) for account in accounts],
                 user=current_user,
                 # Only once they shared it from the mini program (POST /wechat/miniprogram/phone).
-                phone=wechat.phone_number(current_user),
+                phone=wechat.phone_number(current_user, accounts),
                 # Shown when there is no avatar; nicknames may start with a control character.
                 initial=next((ch for ch in latest.nickname if ch > " "), "?") if latest else "?",
             )

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -237,16 +237,14 @@ def _duplicate(
     return phone
 
 
-def phone_number_of(runtime: Runtime, user: Any) -> serverapi.PhoneNumber | None:
-    """The number ``user`` last shared through the mini program, or ``None``."""
+def phone_number_of(runtime: Runtime, user: Any, loaded: Sequence[Any] | None = None) -> serverapi.PhoneNumber | None:
+    """The number ``user`` last shared through the mini program, or ``None``; ``loaded``: their accounts, if at hand."""
     if runtime.settings.miniprogram is None:
         return None
+    appid = runtime.settings.miniprogram.appid
     accounts = runtime.accounts()
-    shared = [
-        account
-        for account in accounts.accounts_of(user, runtime.settings.miniprogram.appid)
-        if account.phone_updated_at is not None
-    ]
+    candidates = accounts.accounts_of(user, appid) if loaded is None else [a for a in loaded if a.appid == appid]
+    shared = [account for account in candidates if account.phone_updated_at is not None]
     if not shared:
         return None
     return accounts.phone_of(max(shared, key=lambda account: account.phone_updated_at))

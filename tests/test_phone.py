@@ -109,9 +109,12 @@ def account_of(app: Flask, user: str, fake: FakeWeChat) -> WeChatAccount:
 
 
 def stored_number(app: Flask, user: str, fake: FakeWeChat) -> PhoneNumber | None:
+    """The number as ``wechat.phone_number`` reads it: by querying, or from the accounts already loaded."""
     account = account_of(app, user, fake)
     with app.app_context():
-        number: PhoneNumber | None = app.extensions["test_wechat"].phone_number(account.user)
+        wechat = app.extensions["test_wechat"]
+        number: PhoneNumber | None = wechat.phone_number(account.user)
+        assert wechat.phone_number(account.user, wechat.accounts(account.user)) == number
         return number
 
 
