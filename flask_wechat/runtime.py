@@ -1,10 +1,10 @@
 """Everything the extension builds for one Flask app, built in one place: :func:`build`.
 
 A :class:`Runtime` is complete when it exists: the settings, the models, one
-:class:`WebFlow` per browser login (its Authlib remote app for the authorize link and
-its :class:`~flask_wechat.compliance.WeChatAPI` for server calls), the mini program's
-API, each app's :class:`~flask_wechat.appapi.AppAPI` on its shared app token, the state
-codec, this browser's part of a login, and the shared store. The login
+:class:`~flask_wechat.flows.WebFlow` per browser login (WeChat's ``oa`` and ``qr``, WeCom's
+``wecom`` and ``wecom_web``), the mini program's API, each app's
+:class:`~flask_wechat.appapi.AppAPI` on its shared app token, the state codec, this
+browser's part of a login, and the shared store. The login
 steps (:mod:`flask_wechat.login`) read it; nothing writes it after :func:`build`.
 """
 
